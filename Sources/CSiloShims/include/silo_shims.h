@@ -1,0 +1,27 @@
+// Small pieces of C that Swift cannot express safely: code that runs inside a signal handler.
+#ifndef SILO_SHIMS_H
+#define SILO_SHIMS_H
+#include <sys/types.h>
+
+/// Installs handlers for SIGINT, SIGTERM and SIGHUP that forward the signal to a process group.
+/// A signal that arrives before `silo_forward_signals_to` names the group is remembered and
+/// forwarded as soon as it does, so none is lost between spawn and setup.
+void silo_install_forwarding_handlers(void);
+
+/// Names the process group (its leader's pid) that forwarded signals go to; replays a pending one.
+void silo_forward_signals_to(pid_t pgid);
+
+/// The last signal received by the handlers, or 0.
+int silo_last_forwarded_signal(void);
+
+/// flock(2). Swift imports `struct flock` and the function under one name and picks the struct,
+/// so the call goes through here.
+int silo_flock(int fd, int operation);
+
+/// statfs(2): the filesystem's magic number (f_type). Returns -1 and sets errno on failure.
+int silo_statfs_type(const char *path, long *type);
+
+/// statvfs(3): bytes available to unprivileged users and total bytes. -1 and errno on failure.
+int silo_statvfs_space(const char *path, long long *available, long long *total);
+
+#endif

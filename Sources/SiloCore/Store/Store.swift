@@ -1,0 +1,211 @@
+// The state store: what silo knows about each cache that the disk cannot say.
+//
+// One SQLite file in the root (no server). It is the source of truth for *when* a cache was last
+// used: atime is off on most hosts and mtimes lie (extracted crate files keep their archive's 2006
+// mtime). It is not the truth about *what exists*: the directories are. So a missing or corrupt
+// database is moved aside and rebuilt from the directories on disk, with a warning, and last-use
+// times are then estimated from the newest mtime among a cache's top-level entries.
+//
+// WAL with synchronous=NORMAL: a commit is an append to the log without fsync, so recording a use
+// costs well under a millisecond. A crash may lose the last few uses, never corrupt the file.
+
+import SiloSystem
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One cache as the store records it. JSON field names are part of `silo ls --json`'s contract.
+public struct CacheRecord: Equatable, Sendable {
+    public var key: CacheKey
+    public var slot: Int
+    public var created: Double
+    public var lastUsed: Double
+    public var uses: Int
+    public var lastExit: Int?
+    public var bytes: Int64?
+    public var bytesMeasured: Double?
+}
+
+public final class Store {
+    public let root: SiloRoot
+    var db: SQLiteConnection
+    /// Things worth telling the user that happened while opening (a rebuild), one line each.
+    public private(set) var notices: [String] = []
+
+    /// Schema version, kept in SQLite's user_version. A newer one than this is refused, not guessed at.
+    static let schemaVersion: Int64 = 1
+    /// How long a writer waits for another silo's write transaction before failing. Transactions
+    /// are a few statements long, so 10 s only runs out when something holds the database wrongly.
+    static let busyTimeoutMilliseconds: Int32 = 10_000
+
+    public init(root: SiloRoot) throws(SiloError) {
+        self.root = root
+        let existed = (try? FileSystem.status(root.storePath)) != nil
+        do {
+            db = try SQLiteConnection(path: root.storePath, busyTimeoutMilliseconds: Self.busyTimeoutMilliseconds)
+            try migrate()
+        } catch let e as SQLiteError where e.isCorruption {
+            db = try Self.recover(root: root, reason: "corrupt (\(e.message))", notices: &notices)
+            return
+        } catch let e as SiloError {
+            throw e
+        } catch {
+            throw SiloError("cannot open state store \(root.storePath): \(error)")
+        }
+        if !existed {
+            let found = (try? Self.scanDisk(root)) ?? []
+            if !found.isEmpty {
+                do { try insertRebuilt(found) } catch { throw SiloError("cannot rebuild state store \(root.storePath): \(error)") }
+                notices.append("state store \(root.storePath) was missing; rebuilt \(found.count) record(s) from the caches on disk (last-use times estimated from mtimes)")
+            }
+        }
+    }
+
+    func migrate() throws {
+        let version = try db.query("PRAGMA user_version").first?.int(0) ?? 0
+        if version == Self.schemaVersion { return }
+        if version > Self.schemaVersion {
+            throw SiloError("state store \(root.storePath) has schema version \(version); this silo knows versions up to \(Self.schemaVersion): upgrade silo")
+        }
+        try db.execute("PRAGMA journal_mode=WAL")
+        try db.transaction {
+            try db.execute("""
+                CREATE TABLE IF NOT EXISTS caches(
+                    key TEXT NOT NULL,
+                    slot INTEGER NOT NULL,
+                    created REAL NOT NULL,
+                    last_used REAL NOT NULL,
+                    uses INTEGER NOT NULL DEFAULT 0,
+                    last_exit INTEGER,
+                    bytes INTEGER,
+                    bytes_measured REAL,
+                    PRIMARY KEY(key, slot)
+                );
+                PRAGMA user_version = \(Self.schemaVersion);
+                """)
+        }
+    }
+
+    /// Moves a broken database aside and builds a new one from the directories on disk. Serialized by
+    /// `store.lock` so that concurrent silo processes that all notice the damage rebuild it once.
+    static func recover(root: SiloRoot, reason: String, notices: inout [String]) throws(SiloError) -> SQLiteConnection {
+        let lockPath = root.path + "/store.lock"
+        let lock: FileDescriptor
+        do {
+            lock = try FileDescriptor.open(lockPath, [.readWrite, .create, .noFollow, .closeOnExec], mode: 0o644)
+            try lock.lock(.exclusive)
+        } catch { throw SiloError("cannot lock \(lockPath) to rebuild the state store: \(error)") }
+        defer { lock.close() }
+        // Another process may have rebuilt it while this one waited for the lock.
+        if let db = try? SQLiteConnection(path: root.storePath, busyTimeoutMilliseconds: busyTimeoutMilliseconds),
+           (try? db.query("SELECT count(*) FROM caches")) != nil {
+            return db
+        }
+        let aside = root.storePath + ".broken-\(Int(Clock.now()))"
+        for suffix in ["", "-wal", "-shm"] {
+            if rename(root.storePath + suffix, aside + suffix) != 0 && errno != ENOENT {
+                throw SiloError("cannot move broken state store \(root.storePath + suffix) aside: \(Errno.current("rename"))")
+            }
+        }
+        do {
+            let store = try Store(root: root)
+            let found = try scanDisk(root)
+            try store.insertRebuilt(found)
+            notices.append("state store \(root.storePath) was \(reason); moved it to \(aside) and rebuilt \(found.count) record(s) from the caches on disk (last-use times estimated from mtimes)")
+            return store.db
+        } catch let e as SiloError {
+            throw e
+        } catch {
+            throw SiloError("cannot rebuild state store \(root.storePath): \(error)")
+        }
+    }
+
+    /// Every `caches/<key>/<slot>` directory, with times estimated from mtimes.
+    static func scanDisk(_ root: SiloRoot) throws -> [CacheRecord] {
+        var records: [CacheRecord] = []
+        for name in (try? FileSystem.list(root.cachesPath)) ?? [] {
+            guard let key = try? CacheKey(validating: name) else { continue }
+            for slotName in (try? FileSystem.list(root.keyPath(key))) ?? [] {
+                guard let slot = Int(slotName), slot > 0,
+                      let st = try FileSystem.status(root.slotPath(key, slot)), st.isDirectory else { continue }
+                var newest = st.modified
+                for inner in ["home", "target", "home/.global-cache", "home/registry"] {
+                    if let s = try? FileSystem.status(root.slotPath(key, slot) + "/" + inner) { newest = max(newest, s.modified) }
+                }
+                records.append(CacheRecord(key: key, slot: slot, created: Double(st.modified), lastUsed: Double(newest), uses: 0))
+            }
+        }
+        return records
+    }
+
+    func insertRebuilt(_ records: [CacheRecord]) throws {
+        try db.transaction {
+            for r in records {
+                try db.query("INSERT OR IGNORE INTO caches(key, slot, created, last_used, uses) VALUES(?,?,?,?,?)",
+                             [.text(r.key.rawValue), .integer(Int64(r.slot)), .real(r.created), .real(r.lastUsed), .integer(Int64(r.uses))])
+            }
+        }
+    }
+
+    /// Runs `body`; when the database turns out corrupt midway, rebuilds it and runs `body` once more.
+    func withRecovery<T>(_ body: () throws -> T) throws(SiloError) -> T {
+        do {
+            return try body()
+        } catch let e as SQLiteError where e.isCorruption {
+            db = try Self.recover(root: root, reason: "corrupt (\(e.message))", notices: &notices)
+            do { return try body() } catch { throw SiloError("state store \(root.storePath): \(error)") }
+        } catch let e as SiloError {
+            throw e
+        } catch {
+            throw SiloError("state store \(root.storePath): \(error)")
+        }
+    }
+
+    /// A job starts using a cache: counts the use and moves last-use to now, so that a job killed
+    /// before it ends is still recorded as recent.
+    public func recordStart(key: CacheKey, slot: Int, at now: Double) throws(SiloError) {
+        try withRecovery {
+            try db.query("""
+                INSERT INTO caches(key, slot, created, last_used, uses) VALUES(?1, ?2, ?3, ?3, 1)
+                ON CONFLICT(key, slot) DO UPDATE SET last_used = ?3, uses = uses + 1
+                """, [.text(key.rawValue), .integer(Int64(slot)), .real(now)])
+        }
+    }
+
+    /// A job ends: last-use moves to the end of the job, and its exit status is kept.
+    public func recordEnd(key: CacheKey, slot: Int, at now: Double, exitStatus: Int32) throws(SiloError) {
+        try withRecovery {
+            try db.query("""
+                INSERT INTO caches(key, slot, created, last_used, uses, last_exit) VALUES(?1, ?2, ?3, ?3, 1, ?4)
+                ON CONFLICT(key, slot) DO UPDATE SET last_used = ?3, last_exit = ?4
+                """, [.text(key.rawValue), .integer(Int64(slot)), .real(now), .integer(Int64(exitStatus))])
+        }
+    }
+
+    public func recordSize(key: CacheKey, slot: Int, bytes: Int64, at now: Double) throws(SiloError) {
+        try withRecovery {
+            try db.query("UPDATE caches SET bytes = ?3, bytes_measured = ?4 WHERE key = ?1 AND slot = ?2",
+                         [.text(key.rawValue), .integer(Int64(slot)), .integer(bytes), .real(now)])
+        }
+    }
+
+    public func records() throws(SiloError) -> [CacheRecord] {
+        try withRecovery {
+            try db.query("SELECT key, slot, created, last_used, uses, last_exit, bytes, bytes_measured FROM caches ORDER BY key, slot").compactMap { row in
+                guard let name = row.text(0), let key = try? CacheKey(validating: name) else { return nil }
+                return CacheRecord(key: key, slot: Int(row.int(1) ?? 1), created: row.double(2) ?? 0, lastUsed: row.double(3) ?? 0,
+                                   uses: Int(row.int(4) ?? 0), lastExit: row.int(5).map { Int($0) }, bytes: row.int(6), bytesMeasured: row.double(7))
+            }
+        }
+    }
+
+    /// Adds records for cache directories the store does not know, so `ls` shows everything on disk.
+    public func syncWithDisk() throws(SiloError) -> Int {
+        let found: [CacheRecord]
+        do { found = try Self.scanDisk(root) } catch { throw SiloError("cannot scan \(root.cachesPath): \(error)") }
+        let known = Set(try records().map { "\($0.key.rawValue)/\($0.slot)" })
+        let missing = found.filter { !known.contains("\($0.key.rawValue)/\($0.slot)") }
+        if !missing.isEmpty { try withRecovery { try insertRebuilt(missing) } }
+        return missing.count
+    }
+}

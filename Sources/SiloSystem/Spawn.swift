@@ -1,0 +1,74 @@
+// posix_spawn(2) and waitpid(2): starting the job in its own process group and reaping it.
+#if canImport(Glibc)
+import Glibc
+#endif
+import CSiloShims
+
+public enum ExitStatus: Equatable, Sendable {
+    case exited(Int32)
+    case signaled(Int32)
+
+    /// The shell convention: the exit code, or 128+N for death by signal N.
+    public var shellCode: Int32 {
+        switch self {
+        case .exited(let c): return c
+        case .signaled(let s): return 128 + s
+        }
+    }
+}
+
+public enum Spawn {
+    /// Starts `executable` with `arguments` (argv[0] included) and `environment`, as the leader of a
+    /// new process group, with default dispositions and an empty signal mask. Descriptors without
+    /// FD_CLOEXEC are inherited: that is how a lease's lock travels with the job.
+    public static func start(executable: String, arguments: [String], environment: [String], newProcessGroup: Bool = true) throws(Errno) -> pid_t {
+        var attr = posix_spawnattr_t()
+        posix_spawnattr_init(&attr)
+        defer { posix_spawnattr_destroy(&attr) }
+        var flags = Int32(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF)
+        if newProcessGroup {
+            flags |= Int32(POSIX_SPAWN_SETPGROUP)
+            posix_spawnattr_setpgroup(&attr, 0)
+        }
+        posix_spawnattr_setflags(&attr, Int16(flags))
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        posix_spawnattr_setsigmask(&attr, &empty)
+        // Reset what silo or the Swift runtime may have changed (SIGPIPE is ignored by some runtimes).
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        for s in [SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE] { sigaddset(&defaults, s) }
+        posix_spawnattr_setsigdefault(&attr, &defaults)
+
+        var pid: pid_t = 0
+        let rc = withCStrings(arguments) { argv in
+            withCStrings(environment) { envp in
+                posix_spawn(&pid, executable, nil, &attr, argv, envp)
+            }
+        }
+        if rc != 0 { throw Errno(rc, call: "posix_spawn", path: executable) }
+        return pid
+    }
+
+    /// waitpid(2) until the child ends, retrying EINTR (a forwarded signal interrupts the wait).
+    public static func wait(_ pid: pid_t) throws(Errno) -> ExitStatus {
+        var status: Int32 = 0
+        _ = try retryingEINTR("waitpid") { waitpid(pid, &status, 0) }
+        // The W* macros are not imported into Swift; these are their glibc definitions.
+        let signal = status & 0x7f
+        if signal == 0 { return .exited((status >> 8) & 0xff) }
+        return .signaled(signal)
+    }
+
+    /// Forwards SIGINT, SIGTERM and SIGHUP received by silo to the process group `pgid`.
+    public static func installSignalForwarding() { silo_install_forwarding_handlers() }
+    public static func forwardSignals(to pgid: pid_t) { silo_forward_signals_to(pgid) }
+}
+
+/// Runs `body` with a NULL-terminated array of C strings.
+func withCStrings<R>(_ strings: [String], _ body: (UnsafePointer<UnsafeMutablePointer<CChar>?>) -> R) -> R {
+    var pointers: [UnsafeMutablePointer<CChar>?] = strings.map { strdup($0) }
+    pointers.append(nil)
+    defer { for p in pointers { free(p) } }
+    return pointers.withUnsafeBufferPointer { body($0.baseAddress!) }
+}
