@@ -1,0 +1,71 @@
+// Creating a cache: a whole CARGO_HOME and a target dir, made aside and renamed into place.
+//
+//   caches/<key>/<slot>/.silo-cache   written last inside the new directory, before the rename:
+//                                     a slot directory without it is a leftover of a killed
+//                                     creation and is never handed to a job
+//   caches/<key>/<slot>/home          CARGO_HOME: registry/, git/, .package-cache, .package-cache-mutate,
+//                                     and cargo's own .global-cache: the locks live beside the
+//                                     registry they protect, never in a private copy per job
+//   caches/<key>/<slot>/target        CARGO_TARGET_DIR
+//
+// `bin/` is not part of a cache: cargo, rustc and rustup stay where PATH finds them.
+
+import SiloSystem
+#if canImport(Glibc)
+import Glibc
+#endif
+
+public struct CachePaths: Sendable {
+    public let slotDirectory: String
+    public let home: String
+    public let target: String
+}
+
+public struct CacheLayout {
+    public let root: SiloRoot
+    static let marker = ".silo-cache"
+
+    public init(root: SiloRoot) { self.root = root }
+
+    public func paths(_ key: CacheKey, _ slot: Int) -> CachePaths {
+        CachePaths(slotDirectory: root.slotPath(key, slot), home: root.homePath(key, slot), target: root.targetPath(key, slot))
+    }
+
+    /// Returns the cache of `key`/`slot`, creating it when missing. Call it only while holding a
+    /// lease on the slot: the collector cannot then remove it between this check and the job's start.
+    /// Returns whether it was created.
+    @discardableResult
+    public func ensure(_ key: CacheKey, _ slot: Int) throws(SiloError) -> Bool {
+        let p = paths(key, slot)
+        if (try? FileSystem.status(p.slotDirectory + "/" + Self.marker))??.isRegular == true { return false }
+        do {
+            try FileSystem.makeDirectories(root.keyPath(key), mode: 0o755)
+            if try FileSystem.status(p.slotDirectory) != nil {
+                // A slot directory without its marker: a creation was killed halfway. Never use it.
+                try Remover.moveToTrash(p.slotDirectory, root: root, label: "\(key).\(slot).partial")
+            }
+            let staging = root.keyPath(key) + "/.new-\(slot)-\(getpid())"
+            if try FileSystem.status(staging) != nil { try Remover.removeTree(staging) }
+            try FileSystem.makeDirectories(staging + "/home/registry")
+            try FileSystem.makeDirectories(staging + "/home/git")
+            try FileSystem.makeDirectories(staging + "/target")
+            // Cargo's two lock files, created up front so that they exist before any job runs.
+            for lock in [".package-cache", ".package-cache-mutate"] {
+                try FileDescriptor.open(staging + "/home/" + lock, [.writeOnly, .create, .noFollow, .closeOnExec], mode: 0o644).close()
+            }
+            try FileSystem.writeAtomically(staging + "/" + Self.marker, "{\"key\":\"\(key)\",\"slot\":\(slot),\"layout\":\(SiloRoot.layoutVersion)}\n")
+            if rename(staging, p.slotDirectory) != 0 {
+                let e = Errno.current("rename", path: p.slotDirectory)
+                try? Remover.removeTree(staging)
+                // Another shared holder created it first: use theirs.
+                if e.code == EEXIST || e.code == ENOTEMPTY { return false }
+                throw e
+            }
+            return true
+        } catch let e as SiloError {
+            throw e
+        } catch {
+            throw SiloError("cannot create cache \(p.slotDirectory): \(error)")
+        }
+    }
+}
