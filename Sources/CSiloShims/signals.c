@@ -27,6 +27,14 @@ void silo_install_forwarding_handlers(void) {
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGHUP, &sa, NULL);
+    // A parent may have started silo with these blocked (Foundation's Process does, and the mask is
+    // inherited across exec): a blocked SIGTERM would stay pending and never reach the job.
+    sigset_t forwarded;
+    sigemptyset(&forwarded);
+    sigaddset(&forwarded, SIGINT);
+    sigaddset(&forwarded, SIGTERM);
+    sigaddset(&forwarded, SIGHUP);
+    sigprocmask(SIG_UNBLOCK, &forwarded, NULL);
 }
 
 void silo_forward_signals_to(pid_t pgid) {

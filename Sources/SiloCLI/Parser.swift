@@ -114,14 +114,14 @@ public struct Parser {
         }
         if parsed.positionals.count > command.positionals.count {
             let extra = parsed.positionals[command.positionals.count]
-            throw .usage("unexpected argument '\(extra)' for 'silo \(command.name)'" + (command.positionals.isEmpty ? "; it takes none" : "; it takes \(command.positionals.joined(separator: " "))"))
+            throw .usage("unexpected argument '\(shown(extra))' for 'silo \(command.name)'" + (command.positionals.isEmpty ? "; it takes none" : "; it takes \(command.positionals.joined(separator: " "))"))
         }
         return .run(command, parsed)
     }
 
     func lookup(_ name: String) throws(SiloError) -> CommandSpec {
         if let c = commands.first(where: { $0.name == name }) { return c }
-        throw .usage("unknown command '\(name)'" + suggestion(name, among: commands.map(\.name)) + " (see silo --help)")
+        throw .usage("unknown command '\(shown(name))'" + suggestion(name, among: commands.map(\.name)) + " (see silo --help)")
     }
 
     func consumeOption(_ argv: [String], _ i: inout Int, options: [OptionSpec], context: String, into parsed: inout ParsedArguments) throws(SiloError) {
@@ -133,11 +133,11 @@ public struct Parser {
             inline = String(arg[arg.index(after: eq)...])
         }
         guard let spec = options.first(where: { $0.name == name }) else {
-            throw .usage("unknown option '\(name)' for '\(context)'" + suggestion(name, among: options.map(\.name)))
+            throw .usage("unknown option '\(shown(name))' for '\(context)'" + suggestion(name, among: options.map(\.name)))
         }
         i += 1
         guard let placeholder = spec.value else {
-            if inline != nil { throw .usage("option '\(name)' takes no value, but got '\(inline!)'") }
+            if let inline { throw .usage("option '\(name)' takes no value, but got '\(shown(inline))'") }
             parsed.flags.insert(name)
             return
         }
@@ -150,31 +150,43 @@ public struct Parser {
             i += 1
         }
         if parsed.values[name] != nil && !spec.repeatable {
-            throw .usage("option '\(name)' given twice ('\(parsed.values[name]![0])' and '\(value)'); expected it once")
+            throw .usage("option '\(name)' given twice ('\(shown(parsed.values[name]![0]))' and '\(shown(value))'); expected it once")
         }
         parsed.values[name, default: []].append(value)
     }
 
     /// "; did you mean 'X'?" for the closest candidate within a small edit distance, else "".
+    /// A candidate that shares nothing with the word (as many edits as the word has characters,
+    /// like 'q' -> 'ls') is no suggestion.
     func suggestion(_ word: String, among candidates: [String]) -> String {
         let scored = candidates.map { ($0, editDistance(word, $0)) }.sorted { $0.1 < $1.1 }
         guard let best = scored.first else { return "" }
         let limit = max(2, word.count / 3)
-        if best.1 <= limit || (word.count >= 3 && best.0.hasPrefix(word)) { return "; did you mean '\(best.0)'?" }
+        if (best.1 <= limit && best.1 < word.count) || (word.count >= 3 && best.0.hasPrefix(word)) { return "; did you mean '\(best.0)'?" }
         return ""
     }
+
+    /// User-supplied text as quoted in a message: cut short, nothing that breaks the line.
+    func shown(_ text: String) -> String { CacheKey.preview(text) }
 }
 
-/// Levenshtein distance, for suggestions.
+/// Edit distance for suggestions: Levenshtein plus transposition of two adjacent characters as one
+/// edit (optimal string alignment), so that `sl` is one edit from `ls`.
 func editDistance(_ a: String, _ b: String) -> Int {
     let a = Array(a), b = Array(b)
     if a.isEmpty { return b.count }
+    if b.isEmpty { return a.count }
+    var beforePrevious = [Int](repeating: 0, count: b.count + 1)
     var previous = Array(0...b.count)
     for i in 1...a.count {
         var current = [i] + Array(repeating: 0, count: b.count)
-        for j in 1...max(1, b.count) where !b.isEmpty {
+        for j in 1...b.count {
             current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+            if i > 1, j > 1, a[i - 1] == b[j - 2], a[i - 2] == b[j - 1] {
+                current[j] = min(current[j], beforePrevious[j - 2] + 1)
+            }
         }
+        beforePrevious = previous
         previous = current
     }
     return previous[b.count]

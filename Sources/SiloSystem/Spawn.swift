@@ -4,7 +4,7 @@ import Glibc
 #endif
 import CSiloShims
 
-public enum ExitStatus: Equatable, Sendable {
+public enum TerminationStatus: Equatable, Sendable {
     case exited(Int32)
     case signaled(Int32)
 
@@ -21,7 +21,18 @@ public enum Spawn {
     /// Starts `executable` with `arguments` (argv[0] included) and `environment`, as the leader of a
     /// new process group, with default dispositions and an empty signal mask. Descriptors without
     /// FD_CLOEXEC are inherited: that is how a lease's lock travels with the job.
-    public static func start(executable: String, arguments: [String], environment: [String], newProcessGroup: Bool = true) throws(Errno) -> pid_t {
+    /// `redirect` opens files onto descriptors 0, 1 and 2 in the child (posix_spawn_file_actions_addopen);
+    /// `workingDirectory` changes the child's directory (posix_spawn_file_actions_addchdir_np).
+    public static func start(executable: String, arguments: [String], environment: [String], newProcessGroup: Bool = true,
+                             redirect: [Int32: String] = [:], workingDirectory: String? = nil) throws(Errno) -> pid_t {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        for (fd, path) in redirect.sorted(by: { $0.key < $1.key }) {
+            let flags = fd == 0 ? O_RDONLY : (O_WRONLY | O_CREAT | O_APPEND)
+            posix_spawn_file_actions_addopen(&actions, fd, path, flags, 0o644)
+        }
+        if let workingDirectory { silo_spawn_addchdir(&actions, workingDirectory) }
         var attr = posix_spawnattr_t()
         posix_spawnattr_init(&attr)
         defer { posix_spawnattr_destroy(&attr) }
@@ -43,7 +54,7 @@ public enum Spawn {
         var pid: pid_t = 0
         let rc = withCStrings(arguments) { argv in
             withCStrings(environment) { envp in
-                posix_spawn(&pid, executable, nil, &attr, argv, envp)
+                posix_spawn(&pid, executable, &actions, &attr, argv, envp)
             }
         }
         if rc != 0 { throw Errno(rc, call: "posix_spawn", path: executable) }
@@ -51,10 +62,20 @@ public enum Spawn {
     }
 
     /// waitpid(2) until the child ends, retrying EINTR (a forwarded signal interrupts the wait).
-    public static func wait(_ pid: pid_t) throws(Errno) -> ExitStatus {
+    public static func wait(_ pid: pid_t) throws(Errno) -> TerminationStatus {
         var status: Int32 = 0
         _ = try retryingEINTR("waitpid") { waitpid(pid, &status, 0) }
         // The W* macros are not imported into Swift; these are their glibc definitions.
+        let signal = status & 0x7f
+        if signal == 0 { return .exited((status >> 8) & 0xff) }
+        return .signaled(signal)
+    }
+
+    /// waitpid(2) with WNOHANG: nil while the child runs.
+    public static func poll(_ pid: pid_t) throws(Errno) -> TerminationStatus? {
+        var status: Int32 = 0
+        let r = try retryingEINTR("waitpid") { waitpid(pid, &status, WNOHANG) }
+        if r == 0 { return nil }
         let signal = status & 0x7f
         if signal == 0 { return .exited((status >> 8) & 0xff) }
         return .signaled(signal)

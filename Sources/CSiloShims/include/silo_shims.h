@@ -24,4 +24,7 @@ int silo_statfs_type(const char *path, long *type);
 /// statvfs(3): bytes available to unprivileged users and total bytes. -1 and errno on failure.
 int silo_statvfs_space(const char *path, long long *available, long long *total);
 
+/// posix_spawn_file_actions_addchdir_np(3) (glibc >= 2.29), for a spawned child's working directory.
+int silo_spawn_addchdir(void *actions, const char *path);
+
 #endif

@@ -34,12 +34,12 @@ struct ExecCommand: SiloCommand {
         key = args.value("--key")
         let share = args.value("--share") ?? "locked"
         guard let mode = ShareMode(rawValue: share) else {
-            throw .usage("--share '\(share)' is not a share mode; expected locked, private or shared")
+            throw .usage("--share '\(displayable(share))' is not a share mode; expected locked, private or shared")
         }
         self.mode = mode
         if let w = args.value("--wait") { wait = try parseDuration(w, flag: "--wait") } else { wait = nil }
         if wait != nil && mode != .locked {
-            throw .usage("--wait applies to --share locked only (got --share \(share)); private and shared never wait for a locked holder")
+            throw .usage("--wait applies to --share locked only (got --share \(mode.rawValue)); private and shared never wait for a locked holder")
         }
         cargoConfig = args.value("--cargo-config")
         withCredentials = args.flag("--with-credentials")

@@ -75,7 +75,7 @@ public struct Executor {
         env["SILO_DIR"] = paths.slotDirectory
         env["SILO_ROOT"] = root.path
 
-        let status: ExitStatus
+        let status: TerminationStatus
         do {
             Spawn.installSignalForwarding()
             try lease.setInheritable(true)

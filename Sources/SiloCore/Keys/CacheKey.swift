@@ -39,16 +39,12 @@ public struct CacheKey: Hashable, Comparable, CustomStringConvertible, Sendable 
     static func describe(_ s: Unicode.Scalar) -> String {
         let hex = String(s.value, radix: 16, uppercase: true)
         let code = "U+" + String(repeating: "0", count: max(0, 4 - hex.count)) + hex
-        if s.properties.isWhitespace || s.value < 0x20 || s.value == 0x7F { return code }
+        if s.properties.isWhitespace || isUnprintable(s) { return code }
         return "'\(s)' (\(code))"
     }
 
-    /// Long values are cut in error messages so that one line stays one line.
-    static func preview(_ s: String) -> String {
-        let scalars = Array(s.unicodeScalars)
-        let visible = scalars.prefix(40).map { $0.value < 0x20 || $0.value == 0x7F ? "?" : String($0) }.joined()
-        return scalars.count > 40 ? visible + "..." : visible
-    }
+    /// A key as quoted in a message: see `displayable`.
+    public static func preview(_ s: String) -> String { displayable(s) }
 
     public var description: String { rawValue }
     public static func < (a: CacheKey, b: CacheKey) -> Bool { a.rawValue < b.rawValue }

@@ -20,6 +20,13 @@ public enum KeyDerivation {
     static let hashDigits = 8
 
     public static func derive(environment env: [String: String], shard: String? = nil, eventPayload: String? = nil) throws(SiloError) -> CacheKey {
+        // A bad --shard is a usage error whatever the environment, so it is checked first.
+        if let shard {
+            if shard.isEmpty { throw .usage("--shard '' is empty; expected 1 or more characters of [A-Za-z0-9._-]") }
+            if let bad = shard.unicodeScalars.first(where: { !CacheKey.isAllowed($0) }) {
+                throw .usage("--shard '\(CacheKey.preview(shard))' contains \(CacheKey.describe(bad)); expected only [A-Za-z0-9._-]")
+            }
+        }
         let event = nonEmpty(env["GITHUB_EVENT_NAME"])
         var base: String
         switch event {
@@ -41,12 +48,7 @@ public enum KeyDerivation {
         case nil:
             throw SiloError("cannot derive a key: GITHUB_EVENT_NAME is not set, so nothing identifies this job; run inside a GitHub Actions job or pass --key")
         }
-        if let shard {
-            guard !shard.isEmpty, shard.unicodeScalars.allSatisfy({ CacheKey.isAllowed($0) }) else {
-                throw .usage("--shard '\(shard)' is not valid; expected 1 or more characters of [A-Za-z0-9._-]")
-            }
-            base += "-s" + shard
-        }
+        if let shard { base += "-s" + shard }
         return try fit(base)
     }
 

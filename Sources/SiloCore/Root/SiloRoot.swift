@@ -64,16 +64,7 @@ public struct SiloRoot: Sendable {
     /// Creates the root on first use, or checks that an existing one is a silo root of this layout on
     /// a local filesystem. Cheap when the root exists: one read and one statfs.
     public func prepare() throws(SiloError) {
-        let layout = path + "/" + Self.layoutFile
-        let existing: String?
-        do { existing = try FileSystem.read(layout) } catch { throw SiloError("cannot read \(layout): \(error)") }
-        if let existing {
-            guard existing == Self.layoutContents else {
-                throw SiloError("root \(path) has layout '\(existing.trimmingWhitespace)' in \(layout); this silo expects '\(Self.layoutContents.trimmingWhitespace)'")
-            }
-            try refuseNetworkFilesystem()
-            return
-        }
+        if try readLayout() != nil { return try refuseNetworkFilesystem() }
         if let st = try? FileSystem.status(path), !st.isDirectory {
             throw SiloError("root \(path) exists and is not a directory; expected a directory for silo's caches")
         }
@@ -83,18 +74,37 @@ public struct SiloRoot: Sendable {
             throw SiloError("cannot create root \(path): \(error)")
         }
         try refuseNetworkFilesystem()
-        if let names = try? FileSystem.list(path), !names.isEmpty, !names.contains(Self.layoutFile) {
-            let allowed: Set<String> = ["caches", "locks", "trash", "silo.db", "silo.db-wal", "silo.db-shm", "store.lock"]
-            if !Set(names).isSubset(of: allowed) {
-                throw SiloError("root \(path) is a non-empty directory that is not a silo root (it has '\(names.sorted()[0])'); choose an empty or new directory")
-            }
+        // Concurrent first uses serialize on a flock of the root directory itself, so none of them
+        // sees another's half-made layout and takes it for a foreign directory.
+        let dir: FileDescriptor
+        do {
+            dir = try FileDescriptor.open(path, [.readOnly, .directory, .noFollow, .closeOnExec])
+            try dir.lock(.exclusive)
+        } catch {
+            throw SiloError("cannot lock root \(path) to create it: \(error)")
+        }
+        defer { dir.close() }
+        if try readLayout() != nil { return }
+        if let names = try? FileSystem.list(path), let foreign = names.sorted().first {
+            throw SiloError("root \(path) is a non-empty directory that is not a silo root (it has '\(displayable(foreign))'); choose an empty or new directory")
         }
         do {
             for dir in [cachesPath, locksPath, trashPath] { try FileSystem.makeDirectories(dir, mode: 0o755) }
-            try FileSystem.writeAtomically(layout, Self.layoutContents)
+            try FileSystem.writeAtomically(path + "/" + Self.layoutFile, Self.layoutContents)
         } catch {
             throw SiloError("cannot create root \(path): \(error)")
         }
+    }
+
+    /// The layout file's contents, nil when there is none; a foreign layout is an error.
+    func readLayout() throws(SiloError) -> String? {
+        let layout = path + "/" + Self.layoutFile
+        let existing: String?
+        do { existing = try FileSystem.read(layout) } catch { throw SiloError("cannot read \(layout): \(error)") }
+        if let existing, existing != Self.layoutContents {
+            throw SiloError("root \(path) has layout '\(displayable(existing.trimmingWhitespace))' in \(layout); this silo expects '\(Self.layoutContents.trimmingWhitespace)'")
+        }
+        return existing
     }
 
     func refuseNetworkFilesystem() throws(SiloError) {

@@ -12,7 +12,7 @@ public func parseDuration(_ text: String, flag: String) throws(SiloError) -> Dou
         number = number.dropLast()
     }
     guard let value = Double(number), value >= 0, value.isFinite, !number.hasPrefix("+") else {
-        throw .usage("\(flag) '\(text)' is not a duration; expected a number with an optional unit s, m, h, d or w, like 90s, 30m or 36h")
+        throw .usage("\(flag) '\(displayable(text))' is not a duration; expected a number with an optional unit s, m, h, d or w, like 90s, 30m or 36h")
     }
     return value * scale
 }
