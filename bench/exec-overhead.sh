@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-300}
-swift build -c release --static-swift-stdlib -q
+swift build -c release --static-swift-stdlib -q >&2
 silo=$PWD/.build/release/silo
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

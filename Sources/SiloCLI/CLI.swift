@@ -16,7 +16,7 @@ public struct Context {
 }
 
 /// A command: its spec (data the parser reads) and what it does with the parsed arguments.
-public protocol SiloCommand {
+public protocol SiloCommand: Sendable {
     static var spec: CommandSpec { get }
     init(_ args: ParsedArguments) throws(SiloError)
     func run(_ context: Context) throws(SiloError) -> Int32

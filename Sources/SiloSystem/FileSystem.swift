@@ -124,9 +124,16 @@ public enum Identity {
         return String(cString: dir)
     }
 
-    /// Whether a process exists (kill(2) with signal 0; EPERM means it exists under another uid).
+    /// Whether a process is alive: kill(2) with signal 0 finds it (EPERM means it exists under
+    /// another uid) and /proc/<pid>/stat does not call it a zombie. A zombie holds no descriptors,
+    /// so no locks: an orphan whose new parent has not reaped it yet is already dead for silo.
     public static func processExists(_ pid: pid_t) -> Bool {
-        kill(pid, 0) == 0 || errno == EPERM
+        guard pid > 0, kill(pid, 0) == 0 || errno == EPERM else { return false }
+        guard let stat = try? FileSystem.read("/proc/\(pid)/stat"),
+              let close = stat.lastIndex(of: ")") else { return true }
+        // The state is the first field after the command name, which may itself contain ") ".
+        let state = stat[stat.index(after: close)...].dropFirst().first
+        return state != "Z" && state != "X"
     }
 }
 

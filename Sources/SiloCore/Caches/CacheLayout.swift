@@ -56,7 +56,7 @@ public struct CacheLayout {
             try FileSystem.writeAtomically(staging + "/" + Self.marker, "{\"key\":\"\(key)\",\"slot\":\(slot),\"layout\":\(SiloRoot.layoutVersion)}\n")
             if rename(staging, p.slotDirectory) != 0 {
                 let e = Errno.current("rename", path: p.slotDirectory)
-                try? Remover.removeTree(staging)
+                _ = try? Remover.removeTree(staging)
                 // Another shared holder created it first: use theirs.
                 if e.code == EEXIST || e.code == ENOTEMPTY { return false }
                 throw e

@@ -42,9 +42,9 @@ public struct SiloRoot: Sendable {
         if p.isEmpty { throw .usage("\(what) '' is empty; expected a directory path") }
         var path = p
         if !path.hasPrefix("/") {
-            var buf = [CChar](repeating: 0, count: Int(PATH_MAX))
-            guard getcwd(&buf, buf.count) != nil else { throw SiloError("\(what) '\(p)' is relative and the working directory is unknown; pass an absolute path") }
-            path = String(cString: buf) + "/" + p
+            guard let cwd = getcwd(nil, 0) else { throw SiloError("\(what) '\(displayable(p))' is relative and the working directory is unknown; pass an absolute path") }
+            defer { free(cwd) }
+            path = String(cString: cwd) + "/" + p
         }
         while path.count > 1 && path.hasSuffix("/") { path.removeLast() }
         return path

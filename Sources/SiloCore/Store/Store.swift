@@ -148,6 +148,7 @@ public final class Store {
     }
 
     /// Runs `body`; when the database turns out corrupt midway, rebuilds it and runs `body` once more.
+    @discardableResult
     func withRecovery<T>(_ body: () throws -> T) throws(SiloError) -> T {
         do {
             return try body()
