@@ -29,6 +29,7 @@ public enum SiloCLI {
         ExecCommand.self,
         KeyCommand.self,
         ListCommand.self,
+        ReapCommand.self,
     ]
 
     public static let globalOptions: [OptionSpec] = [

@@ -40,6 +40,11 @@ public struct FileDescriptor: Hashable, Sendable {
         try FileDescriptor.cwd.openAt(path, flags, mode: mode)
     }
 
+    /// fcntl(2) F_DUPFD_CLOEXEC: a second descriptor for the same open file description.
+    public func duplicate() throws(Errno) -> FileDescriptor {
+        FileDescriptor(rawValue: try retryingEINTR("fcntl") { Glibc.fcntl(rawValue, F_DUPFD_CLOEXEC, 0) })
+    }
+
     /// close(2). EINTR is not retried: on Linux the descriptor is released even then.
     public func close() {
         _ = Glibc.close(rawValue)
@@ -70,18 +75,18 @@ public struct FileDescriptor: Hashable, Sendable {
         _ = try retryingEINTR("flock") { silo_flock(rawValue, LOCK_UN) }
     }
 
-    /// fstat(2).
+    /// fstat(2), through statx(2) with AT_EMPTY_PATH so that the mount id comes along.
     public func stat() throws(Errno) -> FileStat {
-        var st = Glibc.stat()
-        _ = try retryingEINTR("fstat") { Glibc.fstat(rawValue, &st) }
+        var st = silo_stat()
+        _ = try retryingEINTR("statx") { silo_statx(rawValue, "", 0, &st) }
         return FileStat(st)
     }
 
-    /// fstatat(2) of a name in this directory; never follows a final symlink.
+    /// fstatat(2) of a name in this directory, through statx(2); never follows a final symlink
+    /// unless asked.
     public func statAt(_ name: String, followSymlinks: Bool = false) throws(Errno) -> FileStat {
-        var st = Glibc.stat()
-        let flags = followSymlinks ? 0 : AT_SYMLINK_NOFOLLOW
-        _ = try retryingEINTR("fstatat", path: name) { Glibc.fstatat(rawValue, name, &st, flags) }
+        var st = silo_stat()
+        _ = try retryingEINTR("statx", path: name) { silo_statx(rawValue, name, followSymlinks ? 1 : 0, &st) }
         return FileStat(st)
     }
 
@@ -104,6 +109,14 @@ public struct FileDescriptor: Hashable, Sendable {
     /// renameat(2) from a name in this directory to a name in `to`.
     public func renameAt(_ name: String, to: FileDescriptor, _ newName: String) throws(Errno) {
         _ = try retryingEINTR("renameat", path: name) { Glibc.renameat(rawValue, name, to.rawValue, newName) }
+    }
+
+    /// chmod(2) of the inode this descriptor refers to, through /proc/self/fd: works for O_PATH
+    /// descriptors too (fchmod does not), and never resolves a name, so it cannot follow a symlink
+    /// that someone swapped in.
+    public func changeMode(_ mode: mode_t) throws(Errno) {
+        let path = "/proc/self/fd/\(rawValue)"
+        _ = try retryingEINTR("chmod", path: path) { Glibc.chmod(path, mode) }
     }
 
     /// fchownat(2) with AT_SYMLINK_NOFOLLOW: changes a link itself, never what it points at.
@@ -160,7 +173,7 @@ public struct FileDescriptor: Hashable, Sendable {
     }
 }
 
-/// The parts of `struct stat` silo looks at.
+/// The parts of `struct stat` (as statx(2) reports them) silo looks at.
 public struct FileStat: Sendable, Equatable {
     public let device: UInt64
     public let inode: UInt64
@@ -171,22 +184,32 @@ public struct FileStat: Sendable, Equatable {
     public let size: Int64
     public let blocks: Int64
     public let modified: Int64
+    /// The mount this entry is on (statx STATX_MNT_ID); 0 when the kernel does not say. Differs
+    /// from the parent's at a mount point, even for a bind mount of the same filesystem.
+    public let mountID: UInt64
 
-    init(_ st: Glibc.stat) {
-        device = UInt64(st.st_dev)
-        inode = UInt64(st.st_ino)
-        mode = UInt32(st.st_mode)
-        links = UInt64(st.st_nlink)
-        uid = st.st_uid
-        gid = st.st_gid
-        size = Int64(st.st_size)
-        blocks = Int64(st.st_blocks)
-        modified = Int64(st.st_mtim.tv_sec)
+    init(_ st: silo_stat) {
+        device = st.dev
+        inode = st.ino
+        mode = st.mode
+        links = st.nlink
+        uid = st.uid
+        gid = st.gid
+        size = st.size
+        blocks = st.blocks
+        modified = st.mtime
+        mountID = st.mnt_id
     }
 
     public var isDirectory: Bool { mode & UInt32(S_IFMT) == UInt32(S_IFDIR) }
     public var isRegular: Bool { mode & UInt32(S_IFMT) == UInt32(S_IFREG) }
     public var isSymlink: Bool { mode & UInt32(S_IFMT) == UInt32(S_IFLNK) }
+    public var permissions: UInt32 { mode & 0o7777 }
     /// Bytes the file occupies on disk (st_blocks is in 512-byte units whatever the block size).
     public var allocatedBytes: Int64 { blocks * 512 }
+
+    /// Whether `other` is on another mount than this (directory) entry: a mount point to skip.
+    public func isOtherMount(_ other: FileStat) -> Bool {
+        other.device != device || (mountID != 0 && other.mountID != 0 && other.mountID != mountID)
+    }
 }

@@ -54,23 +54,42 @@ public enum FileSystem {
 
     /// The names in an open directory; consumes (closes) `fd`.
     public static func list(fd: FileDescriptor, path: String) throws(Errno) -> [String] {
+        try entries(fd: fd, path: path).map(\.name)
+    }
+
+    /// One entry of a directory listing: its name and the d_type readdir(3) gave (DT_UNKNOWN when
+    /// the filesystem does not fill it in; then the caller must fstatat).
+    public struct Entry: Sendable {
+        public let name: String
+        public let type: UInt8
+        public init(name: String, type: UInt8) {
+            self.name = name
+            self.type = type
+        }
+        public var isDirectory: Bool { type == UInt8(DT_DIR) }
+        public var typeUnknown: Bool { type == UInt8(DT_UNKNOWN) }
+    }
+
+    /// The entries of an open directory (fdopendir(3), readdir(3)); consumes (closes) `fd`.
+    public static func entries(fd: FileDescriptor, path: String) throws(Errno) -> [Entry] {
         guard let dir = fdopendir(fd.rawValue) else {
             let e = Errno.current("fdopendir", path: path)
             fd.close()
             throw e
         }
         defer { closedir(dir) }
-        var names: [String] = []
+        var result: [Entry] = []
         while true {
             errno = 0
             guard let entry = readdir(dir) else {
                 if errno != 0 { throw Errno.current("readdir", path: path) }
-                return names
+                return result
             }
+            let type = entry.pointee.d_type
             let name = withUnsafePointer(to: entry.pointee.d_name) {
                 $0.withMemoryRebound(to: CChar.self, capacity: 256) { String(cString: $0) }
             }
-            if name != "." && name != ".." { names.append(name) }
+            if name != "." && name != ".." { result.append(Entry(name: name, type: type)) }
         }
     }
 

@@ -214,3 +214,43 @@ func inodes(under path: String) -> Set<String> {
     }
     return result
 }
+
+let runningAsRoot = geteuid() == 0
+
+/// Names, types, modes, sizes, link targets and contents of every entry under `path`, as one text:
+/// equal digests mean nothing under `path` changed (times aside).
+func treeDigest(_ path: String) throws -> String {
+    let script = """
+    cd "$1" && find . -printf '%p %y %m %s %U:%G %l\\n' | LC_ALL=C sort && \
+    find . -type f -print0 | LC_ALL=C sort -z | xargs -0 -r sha256sum
+    """
+    let r = try run("/bin/sh", ["-c", script, "sh", path])
+    guard r.status == 0 else { throw TestFailure("digest of \(path) failed: \(r.stderr)") }
+    return r.stdout
+}
+
+/// Runs silo as another uid (setpriv from util-linux), with a HOME of its own.
+func siloAs(uid: Int, _ arguments: [String], root: String) throws -> RunResult {
+    var env = baseEnvironment()
+    env["HOME"] = "/tmp"
+    return try run("/usr/bin/setpriv", ["--reuid", String(uid), "--regid", String(uid), "--clear-groups", Repo.silo, "--root", root] + arguments, environment: env)
+}
+
+/// Parses silo's JSON output into a dictionary.
+func jsonObject(_ text: String) throws -> [String: Any] {
+    guard let o = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else { throw TestFailure("not a JSON object: \(text)") }
+    return o
+}
+
+/// A deterministic pseudo-random sequence (SplitMix64), so a failing trial can be replayed from its seed.
+struct SeededRandom: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E3779B97F4A7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58476D1CE4E5B9
+        z = (z ^ (z >> 27)) &* 0x94D049BB133111EB
+        return z ^ (z >> 31)
+    }
+}

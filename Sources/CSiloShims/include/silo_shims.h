@@ -27,4 +27,15 @@ int silo_statvfs_space(const char *path, long long *available, long long *total)
 /// posix_spawn_file_actions_addchdir_np(3) (glibc >= 2.29), for a spawned child's working directory.
 int silo_spawn_addchdir(void *actions, const char *path);
 
+/// The fields of statx(2) silo uses. `mnt_id` is 0 when the kernel does not report it (< 5.8).
+struct silo_stat {
+    unsigned long long dev, ino, nlink, mnt_id;
+    unsigned int mode, uid, gid;
+    long long size, blocks, mtime;
+};
+
+/// statx(2) of `name` relative to `dirfd` ("" for dirfd itself), not following a final symlink
+/// unless `follow`. -1 and errno on failure.
+int silo_statx(int dirfd, const char *name, int follow, struct silo_stat *out);
+
 #endif

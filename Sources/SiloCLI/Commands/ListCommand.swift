@@ -52,7 +52,7 @@ struct ListCommand: SiloCommand {
             let leased = leases.isLeased(key: record.key, slot: record.slot)
             var bytes = record.bytes
             var measured = record.bytesMeasured
-            if measure, let usage = try? DiskUsage.measure(paths.slotDirectory) {
+            if measure, let usage = try? TreeWalk.measure(paths.slotDirectory) {
                 bytes = usage.bytes
                 measured = now
                 try store.recordSize(key: record.key, slot: record.slot, bytes: usage.bytes, at: now)

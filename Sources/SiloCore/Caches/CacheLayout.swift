@@ -23,7 +23,7 @@ public struct CachePaths: Sendable {
 
 public struct CacheLayout {
     public let root: SiloRoot
-    static let marker = ".silo-cache"
+    public static let marker = ".silo-cache"
 
     public init(root: SiloRoot) { self.root = root }
 
@@ -38,15 +38,16 @@ public struct CacheLayout {
     public func ensure(_ key: CacheKey, _ slot: Int) throws(SiloError) -> Bool {
         let p = paths(key, slot)
         if (try? FileSystem.status(p.slotDirectory + "/" + Self.marker))??.isRegular == true { return false }
+        let trash = Trash(root: root)
         do {
-            try FileSystem.makeDirectories(root.keyPath(key), mode: 0o755)
             if try FileSystem.status(p.slotDirectory) != nil {
-                // A slot directory without its marker: a creation was killed halfway. Never use it.
-                try Remover.moveToTrash(p.slotDirectory, root: root, label: "\(key).\(slot).partial")
+                // A slot directory without its marker: a creation was killed halfway, or docker made a
+                // mount source here. Never use it.
+                try trash.delete(p.slotDirectory, label: "\(key).\(slot).partial")
             }
             let staging = root.keyPath(key) + "/.new-\(slot)-\(getpid())"
-            if try FileSystem.status(staging) != nil { try Remover.removeTree(staging) }
-            try FileSystem.makeDirectories(staging + "/home/registry")
+            if try FileSystem.status(staging) != nil { _ = try TreeWalk.remove(staging) }
+            try Self.makeDirectoriesRetrying(staging + "/home/registry")
             try FileSystem.makeDirectories(staging + "/home/git")
             try FileSystem.makeDirectories(staging + "/target")
             // Cargo's two lock files, created up front so that they exist before any job runs.
@@ -56,16 +57,27 @@ public struct CacheLayout {
             try FileSystem.writeAtomically(staging + "/" + Self.marker, "{\"key\":\"\(key)\",\"slot\":\(slot),\"layout\":\(SiloRoot.layoutVersion)}\n")
             if rename(staging, p.slotDirectory) != 0 {
                 let e = Errno.current("rename", path: p.slotDirectory)
-                _ = try? Remover.removeTree(staging)
+                _ = try? TreeWalk.remove(staging)
                 // Another shared holder created it first: use theirs.
                 if e.code == EEXIST || e.code == ENOTEMPTY { return false }
                 throw e
             }
             return true
-        } catch let e as SiloError {
-            throw e
         } catch {
             throw SiloError("cannot create cache \(p.slotDirectory): \(error)")
         }
+    }
+
+    /// mkdir -p that tries again when a component vanished meanwhile: the collector removes an
+    /// empty key directory, and may do so between two of our mkdirs.
+    static func makeDirectoriesRetrying(_ path: String) throws(Errno) {
+        for _ in 0..<3 {
+            do {
+                return try FileSystem.makeDirectories(path)
+            } catch where error.code == ENOENT {
+                continue
+            }
+        }
+        try FileSystem.makeDirectories(path)
     }
 }

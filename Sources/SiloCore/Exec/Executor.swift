@@ -48,8 +48,8 @@ public struct Executor {
         let config = try CargoConfigSource.locate(explicit: request.cargoConfig, environment: request.environment, root: root)
 
         // Opened before any cache is created, so a fresh store never mistakes a new cache for a lost record.
-        let store = try Store(root: root)
-        for notice in store.notices { log.warning(notice) }
+        var store: Store? = try Store(root: root)
+        for notice in store?.notices ?? [] { log.warning(notice) }
 
         let commandLine = request.command.joined(separator: " ")
         let lease = try LeaseManager(root: root).acquire(key: request.key, mode: request.mode, wait: request.wait, command: String(commandLine.prefix(200))) { blockers in
@@ -65,7 +65,10 @@ public struct Executor {
         let paths = layout.paths(request.key, lease.slot)
         try config.install(into: paths.home, withCredentials: request.withCredentials)
 
-        try store.recordStart(key: request.key, slot: lease.slot, at: Clock.now())
+        try store?.recordStart(key: request.key, slot: lease.slot, at: Clock.now())
+        // No connection stays open for the job's hours: the last close checkpoints the WAL away, so
+        // readers (a dry-run reap) see the store as it is without writing beside it.
+        store = nil
 
         var env = request.environment
         env["CARGO_HOME"] = paths.home
@@ -88,7 +91,7 @@ public struct Executor {
             throw SiloError("cannot run \(name): \(error)", exitCode: error.code == ENOENT ? ExitCode.commandNotFound : ExitCode.cannotExecute)
         }
         do {
-            try store.recordEnd(key: request.key, slot: lease.slot, at: Clock.now(), exitStatus: status.shellCode)
+            try Store(root: root).recordEnd(key: request.key, slot: lease.slot, at: Clock.now(), exitStatus: status.shellCode)
         } catch {
             log.warning("could not record the end of the job: \(error)")
         }

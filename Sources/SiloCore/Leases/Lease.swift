@@ -211,15 +211,16 @@ public struct LeaseManager {
         }
     }
 
-    /// The live holders of a slot, oldest first; holder files of dead processes are removed.
-    public func holders(key: CacheKey, slot: Int) -> [HolderInfo] {
+    /// The live holders of a slot, oldest first. With `prune`, holder files of dead processes are
+    /// removed (never during a dry run, which must change nothing).
+    public func holders(key: CacheKey, slot: Int, prune: Bool = true) -> [HolderInfo] {
         let dir = holdersPath(key, slot)
         var result: [HolderInfo] = []
         for name in (try? FileSystem.list(dir)) ?? [] {
             let path = dir + "/" + name
             guard let text = try? FileSystem.read(path), let data = text.data(using: .utf8),
                   let info = try? JSONDecoder().decode(HolderInfo.self, from: data) else { continue }
-            if info.isAlive { result.append(info) } else { unlink(path) }
+            if info.isAlive { result.append(info) } else if prune { unlink(path) }
         }
         return result.sorted { $0.since < $1.since }
     }
@@ -229,6 +230,26 @@ public struct LeaseManager {
         guard let fd = try? FileDescriptor.open(lockPath(key, slot, "use"), [.readOnly, .noFollow, .closeOnExec]) else { return false }
         defer { fd.close() }
         return !((try? fd.tryLock(.exclusive)) ?? true)
+    }
+
+    /// The collector's hold on an idle slot: `.use` taken exclusive without waiting, so no job holds
+    /// the slot and none can start in it (a starting job blocks on `.use` until this is closed, then
+    /// finds the cache gone and creates a fresh one). Nil when someone holds the slot.
+    public func tryCollect(key: CacheKey, slot: Int) throws(SiloError) -> FileDescriptor? {
+        do {
+            try FileSystem.makeDirectories(root.lockDirectory(key), mode: 0o755)
+        } catch {
+            throw SiloError("cannot create lock directory \(root.lockDirectory(key)): \(error)")
+        }
+        let fd = try openLock(key, slot, "use")
+        do {
+            if try fd.tryLock(.exclusive) { return fd }
+        } catch {
+            fd.close()
+            throw SiloError("cannot lock \(lockPath(key, slot, "use")): \(error)")
+        }
+        fd.close()
+        return nil
     }
 
     static func writeHolder(_ info: HolderInfo, to path: String) throws {

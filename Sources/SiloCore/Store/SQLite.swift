@@ -17,9 +17,23 @@ private let SQLITE_TRANSIENT = unsafeBitCast(-1, to: sqlite3_destructor_type.sel
 public final class SQLiteConnection {
     let handle: OpaquePointer
 
-    public init(path: String, busyTimeoutMilliseconds: Int32) throws(SQLiteError) {
+    public enum Access: Sendable {
+        case readWrite
+        /// Read-only, with SQLite's usual locking (a WAL database gets its -shm and -wal files).
+        case readOnly
+        /// Read-only without locks or side files (URI `immutable=1`): reads the main file as of its
+        /// last checkpoint and writes nothing at all next to it, so a dry run leaves no trace.
+        case immutable
+    }
+
+    public init(path: String, busyTimeoutMilliseconds: Int32, access: Access = .readWrite) throws(SQLiteError) {
         var db: OpaquePointer?
-        let rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOFOLLOW, nil)
+        let rc: Int32
+        switch access {
+        case .readWrite: rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOFOLLOW, nil)
+        case .readOnly: rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOFOLLOW, nil)
+        case .immutable: rc = sqlite3_open_v2("file:" + Self.uriEscaped(path) + "?immutable=1", &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_URI | SQLITE_OPEN_NOFOLLOW, nil)
+        }
         guard rc == SQLITE_OK, let db else {
             let message = db.map { String(cString: sqlite3_errmsg($0)) } ?? "cannot open"
             sqlite3_close(db)
@@ -30,6 +44,22 @@ public final class SQLiteConnection {
     }
 
     deinit { sqlite3_close(handle) }
+
+    /// A path as the path part of a file: URI (RFC 3986): everything but unreserved characters and
+    /// `/` percent-encoded, so `?`, `#` and `%` in a root's path keep their meaning as characters.
+    static func uriEscaped(_ path: String) -> String {
+        var out = ""
+        for byte in path.utf8 {
+            switch byte {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                 UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"), UInt8(ascii: "/"):
+                out.unicodeScalars.append(Unicode.Scalar(byte))
+            default:
+                out += "%" + (byte < 16 ? "0" : "") + String(byte, radix: 16, uppercase: true)
+            }
+        }
+        return out
+    }
 
     func error(_ rc: Int32) -> SQLiteError {
         SQLiteError(code: rc, message: String(cString: sqlite3_errmsg(handle)))

@@ -33,7 +33,7 @@ public final class Store {
     public private(set) var notices: [String] = []
 
     /// Schema version, kept in SQLite's user_version. A newer one than this is refused, not guessed at.
-    static let schemaVersion: Int64 = 1
+    static let schemaVersion: Int64 = 2
     /// How long a writer waits for another silo's write transaction before failing. Transactions
     /// are a few statements long, so 10 s only runs out when something holds the database wrongly.
     static let busyTimeoutMilliseconds: Int32 = 10_000
@@ -69,6 +69,8 @@ public final class Store {
         }
         try db.execute("PRAGMA journal_mode=WAL")
         try db.transaction {
+            // Each step brings a store of the version before it up to the next; IF NOT EXISTS makes
+            // a step that a concurrent silo already applied harmless.
             try db.execute("""
                 CREATE TABLE IF NOT EXISTS caches(
                     key TEXT NOT NULL,
@@ -80,6 +82,22 @@ public final class Store {
                     bytes INTEGER,
                     bytes_measured REAL,
                     PRIMARY KEY(key, slot)
+                );
+                CREATE TABLE IF NOT EXISTS tombstones(
+                    name TEXT PRIMARY KEY,
+                    key TEXT,
+                    slot INTEGER,
+                    what TEXT NOT NULL,
+                    bytes INTEGER,
+                    since REAL NOT NULL
+                );
+                CREATE TABLE IF NOT EXISTS reap_runs(
+                    started REAL NOT NULL,
+                    seconds REAL NOT NULL,
+                    caches_deleted INTEGER NOT NULL,
+                    files_deleted INTEGER NOT NULL,
+                    bytes_freed INTEGER NOT NULL,
+                    failures INTEGER NOT NULL
                 );
                 PRAGMA user_version = \(Self.schemaVersion);
                 """)
@@ -126,8 +144,10 @@ public final class Store {
         for name in (try? FileSystem.list(root.cachesPath)) ?? [] {
             guard let key = try? CacheKey(validating: name) else { continue }
             for slotName in (try? FileSystem.list(root.keyPath(key))) ?? [] {
+                // Only complete caches: a slot directory without its marker is no cache (see CacheLayout).
                 guard let slot = Int(slotName), slot > 0,
-                      let st = try FileSystem.status(root.slotPath(key, slot)), st.isDirectory else { continue }
+                      let st = try FileSystem.status(root.slotPath(key, slot)), st.isDirectory,
+                      (try? FileSystem.status(root.slotPath(key, slot) + "/" + CacheLayout.marker))??.isRegular == true else { continue }
                 var newest = st.modified
                 for inner in ["home", "target", "home/.global-cache", "home/registry"] {
                     if let s = try? FileSystem.status(root.slotPath(key, slot) + "/" + inner) { newest = max(newest, s.modified) }
@@ -192,11 +212,7 @@ public final class Store {
 
     public func records() throws(SiloError) -> [CacheRecord] {
         try withRecovery {
-            try db.query("SELECT key, slot, created, last_used, uses, last_exit, bytes, bytes_measured FROM caches ORDER BY key, slot").compactMap { row in
-                guard let name = row.text(0), let key = try? CacheKey(validating: name) else { return nil }
-                return CacheRecord(key: key, slot: Int(row.int(1) ?? 1), created: row.double(2) ?? 0, lastUsed: row.double(3) ?? 0,
-                                   uses: Int(row.int(4) ?? 0), lastExit: row.int(5).map { Int($0) }, bytes: row.int(6), bytesMeasured: row.double(7))
-            }
+            try db.query("SELECT key, slot, created, last_used, uses, last_exit, bytes, bytes_measured FROM caches ORDER BY key, slot").compactMap(Self.record)
         }
     }
 
@@ -208,5 +224,64 @@ public final class Store {
         let missing = found.filter { !known.contains("\($0.key.rawValue)/\($0.slot)") }
         if !missing.isEmpty { try withRecovery { try insertRebuilt(missing) } }
         return missing.count
+    }
+
+    /// Forgets a cache whose directory is gone (or was tombstoned).
+    public func dropRecord(key: CacheKey, slot: Int) throws(SiloError) {
+        try withRecovery {
+            try db.query("DELETE FROM caches WHERE key = ?1 AND slot = ?2", [.text(key.rawValue), .integer(Int64(slot))])
+        }
+    }
+
+    /// A cache was renamed into the trash: its record goes, a tombstone takes its place until the
+    /// files are gone. One transaction, so the store never shows both or neither.
+    public func recordTombstone(name: String, key: CacheKey?, slot: Int?, what: String, bytes: Int64?, at now: Double) throws(SiloError) {
+        try withRecovery {
+            try db.transaction {
+                if let key, let slot, what == "cache" {
+                    try db.query("DELETE FROM caches WHERE key = ?1 AND slot = ?2", [.text(key.rawValue), .integer(Int64(slot))])
+                }
+                try db.query("INSERT OR REPLACE INTO tombstones(name, key, slot, what, bytes, since) VALUES(?,?,?,?,?,?)",
+                             [.text(name), key.map { .text($0.rawValue) } ?? .null, slot.map { .integer(Int64($0)) } ?? .null,
+                              .text(what), bytes.map { .integer($0) } ?? .null, .real(now)])
+            }
+        }
+    }
+
+    /// Tombstones whose trash entry is gone are dropped.
+    public func dropTombstones(except present: Set<String>) throws(SiloError) {
+        try withRecovery {
+            for row in try db.query("SELECT name FROM tombstones") {
+                guard let name = row.text(0), !present.contains(name) else { continue }
+                try db.query("DELETE FROM tombstones WHERE name = ?", [.text(name)])
+            }
+        }
+    }
+
+    public func recordReap(started: Double, seconds: Double, cachesDeleted: Int, filesDeleted: Int, bytesFreed: Int64, failures: Int) throws(SiloError) {
+        try withRecovery {
+            try db.query("INSERT INTO reap_runs VALUES(?,?,?,?,?,?)",
+                         [.real(started), .real(seconds), .integer(Int64(cachesDeleted)), .integer(Int64(filesDeleted)), .integer(bytesFreed), .integer(Int64(failures))])
+        }
+    }
+
+    /// The records as they are, read without writing anything to the root (for --dry-run): the
+    /// database opened immutable (as of its last checkpoint; silo holds no connection open during a
+    /// job, so that is at most one start or end behind), else (missing, corrupt) estimated from the
+    /// disk like a rebuild.
+    public static func snapshot(root: SiloRoot) -> [CacheRecord] {
+        if let db = try? SQLiteConnection(path: root.storePath, busyTimeoutMilliseconds: busyTimeoutMilliseconds, access: .immutable),
+           let rows = try? db.query("SELECT key, slot, created, last_used, uses, last_exit, bytes, bytes_measured FROM caches ORDER BY key, slot") {
+            let records = rows.compactMap(record)
+            let known = Set(records.map { "\($0.key.rawValue)/\($0.slot)" })
+            return records + ((try? scanDisk(root)) ?? []).filter { !known.contains("\($0.key.rawValue)/\($0.slot)") }
+        }
+        return (try? scanDisk(root)) ?? []
+    }
+
+    static func record(_ row: Row) -> CacheRecord? {
+        guard let name = row.text(0), let key = try? CacheKey(validating: name) else { return nil }
+        return CacheRecord(key: key, slot: Int(row.int(1) ?? 1), created: row.double(2) ?? 0, lastUsed: row.double(3) ?? 0,
+                           uses: Int(row.int(4) ?? 0), lastExit: row.int(5).map { Int($0) }, bytes: row.int(6), bytesMeasured: row.double(7))
     }
 }

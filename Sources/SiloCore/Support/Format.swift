@@ -46,3 +46,36 @@ public func formatAge(_ seconds: Double, now: Double) -> String {
     let age = max(0, now - seconds)
     return formatDuration(age.rounded(.down)) + " ago"
 }
+
+/// Parses `500G`, `1.5T`, `200MiB`, `10GB` or a plain number of bytes. One-letter units and the
+/// `iB` forms are binary (G = GiB = 2^30, as `du -h` and systemd read them); `KB`, `MB`, `GB`, `TB`,
+/// `PB` are decimal, for whoever copies a size from a disk vendor's sheet.
+public func parseSize(_ text: String, flag: String) throws(SiloError) -> Int64 {
+    let units: [(String, Double)] = [
+        ("KiB", 0x1p10), ("MiB", 0x1p20), ("GiB", 0x1p30), ("TiB", 0x1p40), ("PiB", 0x1p50),
+        ("KB", 1e3), ("MB", 1e6), ("GB", 1e9), ("TB", 1e12), ("PB", 1e15),
+        ("K", 0x1p10), ("M", 0x1p20), ("G", 0x1p30), ("T", 0x1p40), ("P", 0x1p50), ("B", 1),
+    ]
+    var number = Substring(text)
+    var scale = 1.0
+    if let (suffix, value) = units.first(where: { text.hasSuffix($0.0) || text.hasSuffix($0.0.lowercased()) && $0.0.count == 1 }) {
+        number = number.dropLast(suffix.count)
+        scale = value
+    }
+    guard let value = Double(number), value >= 0, value.isFinite, !number.hasPrefix("+"),
+          value * scale < 0x1p62 else {
+        throw .usage("\(flag) '\(displayable(text))' is not a size; expected a number of bytes with an optional unit K, M, G, T (binary, also KiB ... TiB) or KB, MB, GB, TB (decimal), like 500G, 1.5T or 200MiB")
+    }
+    return Int64((value * scale).rounded())
+}
+
+/// Parses `--min-free`: a share of the filesystem like `15%`, or a size.
+public func parseFreeSpace(_ text: String, flag: String) throws(SiloError) -> FreeSpace {
+    if text.hasSuffix("%") {
+        guard let p = Double(text.dropLast()), p >= 0, p <= 100, !text.hasPrefix("+") else {
+            throw .usage("\(flag) '\(displayable(text))' is not a percentage; expected 0% to 100%, like 15%, or a size like 50G")
+        }
+        return .percent(p)
+    }
+    return .bytes(try parseSize(text, flag: flag))
+}

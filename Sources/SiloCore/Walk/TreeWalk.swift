@@ -1,0 +1,354 @@
+// One walk of a directory tree, shared by measuring (`du`) and deleting (`rm -rf`), on every core.
+//
+// silo runs as root over trees that untrusted jobs wrote, so the walk resolves no path twice:
+// every directory is opened with openat(O_NOFOLLOW|O_DIRECTORY) relative to its parent's descriptor,
+// every entry is looked at with statx(AT_SYMLINK_NOFOLLOW) relative to that descriptor, and removal
+// is unlinkat relative to it. A symlink is an entry like any other (removed as a link, its target
+// never touched). A directory on another mount than the tree's top -- another filesystem, or a bind
+// mount of the same one, told apart by statx's mount id -- is left alone and reported.
+//
+// Parallelism: directories are work items on one stack shared by N workers. A directory finishes
+// when its own entries are handled and every subdirectory has finished; the worker that finishes
+// the last piece removes it (post-order) and then checks its parent. Open descriptors are bounded
+// by the directories in progress, not by the size of the tree, because pending subdirectories are
+// kept as (parent, name) and opened only when a worker takes them.
+//
+// Trade-off: removal does not stat files (like `rm -rf`, it trusts readdir's d_type), so a removal
+// reports how many entries it removed but not their bytes; callers that need bytes measure first.
+
+import SiloSystem
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Something the walk could not get past: the entry's path and the failed call.
+public struct WalkFailure: Sendable, Equatable, CustomStringConvertible {
+    public let path: String
+    public let error: Errno
+    public var description: String { "\(path): \(error.call): \(error.message) (os error \(error.code))" }
+}
+
+/// What a walk saw or did.
+public struct WalkReport: Sendable, Equatable {
+    /// Non-directory entries (files, symlinks, sockets ...) counted, or removed when removing.
+    public var files = 0
+    public var directories = 0
+    /// Allocated bytes, each inode once (measuring only).
+    public var bytes: Int64 = 0
+    /// Sum of st_size (measuring only).
+    public var apparentBytes: Int64 = 0
+    /// Directories on another mount, left alone.
+    public var skippedMounts: [String] = []
+    public var failures: [WalkFailure] = []
+
+    public var complete: Bool { skippedMounts.isEmpty && failures.isEmpty }
+
+    public mutating func merge(_ other: WalkReport) {
+        files += other.files
+        directories += other.directories
+        bytes += other.bytes
+        apparentBytes += other.apparentBytes
+        skippedMounts += other.skippedMounts
+        failures += other.failures
+    }
+}
+
+public enum TreeWalk {
+    public enum Mode: Sendable { case measure, remove }
+
+    /// Workers per walk: deletion and stat are kernel-bound, so one per core; more than 4 only adds
+    /// contention on the filesystem's locks.
+    static let workers = max(1, min(ProcessInfo.processInfo.activeProcessorCount, 4))
+
+    /// Measures the tree at `path` (du -s: allocated bytes of every entry, each inode once).
+    /// A missing path measures zero.
+    public static func measure(_ path: String) throws(Errno) -> WalkReport {
+        try run(path, .measure)
+    }
+
+    /// Removes the tree at `path`: everything below it on the same mount, then `path` itself unless
+    /// something below had to stay (a mount point, an entry silo may not delete).
+    public static func remove(_ path: String) throws(Errno) -> WalkReport {
+        try run(path, .remove)
+    }
+
+    static func run(_ path: String, _ mode: Mode) throws(Errno) -> WalkReport {
+        let (parentPath, name) = splitPath(path)
+        let parent = try FileDescriptor.open(parentPath, [.readOnly, .directory, .closeOnExec])
+        defer { parent.close() }
+        let st: FileStat
+        do { st = try parent.statAt(name) } catch where error.code == ENOENT { return WalkReport() }
+        var report = WalkReport()
+        guard st.isDirectory else {
+            if mode == .remove {
+                try parent.unlinkAt(name)
+            } else {
+                report.bytes = st.allocatedBytes
+                report.apparentBytes = st.size
+            }
+            report.files = 1
+            return report
+        }
+        let walk = Walk(mode: mode, top: st)
+        let top = DirectoryNode(fd: parent, stat: st, parent: nil, name: parentPath, path: parentPath)
+        walk.push([(top, name)])
+        DispatchQueue.concurrentPerform(iterations: workers) { walk.work(worker: $0) }
+        return walk.finish()
+    }
+
+    static func splitPath(_ path: String) -> (String, String) {
+        var p = Substring(path)
+        while p.count > 1 && p.hasSuffix("/") { p.removeLast() }
+        guard let slash = p.lastIndex(of: "/") else { return (".", String(p)) }
+        let parent = String(p[..<slash])
+        return (parent.isEmpty ? "/" : parent, String(p[p.index(after: slash)...]))
+    }
+}
+
+/// A directory being walked. Mutable fields are guarded by the walk's lock.
+final class DirectoryNode: @unchecked Sendable {
+    let fd: FileDescriptor
+    let stat: FileStat
+    let parent: DirectoryNode?
+    let name: String
+    let path: String
+    /// This directory's own entries (1) plus subdirectories not yet finished.
+    var outstanding = 1
+    /// Something below could not be removed, so this directory cannot be either.
+    var keep = false
+
+    init(fd: FileDescriptor, stat: FileStat, parent: DirectoryNode?, name: String, path: String) {
+        self.fd = fd
+        self.stat = stat
+        self.parent = parent
+        self.name = name
+        self.path = path
+    }
+}
+
+/// What one worker counted; merged at the end so that counting takes no lock.
+struct WorkerTally {
+    var report = WalkReport()
+    /// Inodes with more than one link, counted once across all workers after the walk.
+    var multiLinked: [UInt64: Int64] = [:]
+}
+
+final class Walk: @unchecked Sendable {
+    let mode: TreeWalk.Mode
+    let top: FileStat
+    let isRoot = geteuid() == 0
+    let lock = NSCondition()
+    var pending: [(DirectoryNode, String)] = []
+    var busy = 0
+    var tallies: [WorkerTally]
+
+    init(mode: TreeWalk.Mode, top: FileStat) {
+        self.mode = mode
+        self.top = top
+        tallies = Array(repeating: WorkerTally(), count: TreeWalk.workers)
+    }
+
+    func push(_ items: [(DirectoryNode, String)]) {
+        lock.lock()
+        pending.append(contentsOf: items)
+        lock.broadcast()
+        lock.unlock()
+    }
+
+    /// A worker: takes directories until none is pending and none is being worked on.
+    func work(worker: Int) {
+        var tally = WorkerTally()
+        while true {
+            lock.lock()
+            while pending.isEmpty && busy > 0 { lock.wait() }
+            guard let (parent, name) = pending.popLast() else {
+                lock.broadcast()
+                lock.unlock()
+                break
+            }
+            busy += 1
+            lock.unlock()
+            visit(parent: parent, name: name, tally: &tally)
+            lock.lock()
+            busy -= 1
+            lock.broadcast()
+            lock.unlock()
+        }
+        lock.lock()
+        tallies[worker] = tally
+        lock.unlock()
+    }
+
+    func finish() -> WalkReport {
+        var report = WalkReport()
+        var inodes: [UInt64: Int64] = [:]
+        for t in tallies {
+            report.merge(t.report)
+            inodes.merge(t.multiLinked) { a, _ in a }
+        }
+        report.bytes += inodes.values.reduce(0, +)
+        report.skippedMounts.sort()
+        report.failures.sort { $0.path < $1.path }
+        return report
+    }
+
+    /// Opens `parent/name`, handles its entries, queues its subdirectories.
+    func visit(parent: DirectoryNode, name: String, tally: inout WorkerTally) {
+        let path = parent.path + "/" + name
+        let fd: FileDescriptor
+        do {
+            fd = try openDirectory(parent: parent, name: name)
+        } catch {
+            switch error.code {
+            case ENOENT:
+                break // removed meanwhile
+            case ENOTDIR, ELOOP:
+                // Replaced by a file or a symlink since the listing: an entry like any other.
+                handleEntry(parent: parent, FileSystem.Entry(name: name, type: UInt8(DT_UNKNOWN)), tally: &tally)
+            default:
+                fail(path, error, keep: parent, tally: &tally)
+            }
+            return complete(parent, tally: &tally)
+        }
+        let st: FileStat
+        do { st = try fd.stat() } catch {
+            fd.close()
+            fail(path, error, keep: parent, tally: &tally)
+            return complete(parent, tally: &tally)
+        }
+        if top.isOtherMount(st) {
+            fd.close()
+            lock.lock(); parent.keep = true; lock.unlock()
+            tally.report.skippedMounts.append(path)
+            return complete(parent, tally: &tally)
+        }
+        let node = DirectoryNode(fd: fd, stat: st, parent: parent, name: name, path: path)
+        tally.report.directories += 1
+        if mode == .measure { count(st, tally: &tally) }
+        let entries: [FileSystem.Entry]
+        do { entries = try FileSystem.entries(fd: try fd.duplicate(), path: path) } catch {
+            fail(path, error, keep: node, tally: &tally)
+            return complete(node, tally: &tally)
+        }
+        var subdirectories: [(DirectoryNode, String)] = []
+        for entry in entries {
+            if entry.isDirectory {
+                subdirectories.append((node, entry.name))
+            } else if entry.typeUnknown || mode == .measure {
+                // d_type unknown, or measuring (which needs sizes): look before acting.
+                guard let st = try? fd.statAt(entry.name) else { continue } // removed meanwhile
+                if st.isDirectory { subdirectories.append((node, entry.name)); continue }
+                if mode == .measure {
+                    if top.isOtherMount(st) { tally.report.skippedMounts.append(path + "/" + entry.name); continue }
+                    tally.report.files += 1
+                    count(st, tally: &tally)
+                } else {
+                    handleEntry(parent: node, entry, tally: &tally)
+                }
+            } else {
+                handleEntry(parent: node, entry, tally: &tally)
+            }
+        }
+        if !subdirectories.isEmpty {
+            lock.lock()
+            node.outstanding += subdirectories.count
+            pending.append(contentsOf: subdirectories)
+            lock.broadcast()
+            lock.unlock()
+        }
+        complete(node, tally: &tally)
+    }
+
+    func openDirectory(parent: DirectoryNode, name: String) throws(Errno) -> FileDescriptor {
+        do {
+            return try parent.fd.openAt(name, [.readOnly, .directory, .noFollow, .closeOnExec])
+        } catch where error.code == EACCES && mode == .remove && !isRoot {
+            // A directory of ours without r or x (a job's chmod 0000): give ourselves access, once.
+            try grantOwnerAccess(parent: parent, name: name)
+            return try parent.fd.openAt(name, [.readOnly, .directory, .noFollow, .closeOnExec])
+        }
+    }
+
+    /// chmod u+rwx of `parent/name` when it is a directory the effective uid owns. Goes through an
+    /// O_PATH descriptor of exactly that directory, so a swapped-in symlink is never followed.
+    func grantOwnerAccess(parent: DirectoryNode, name: String) throws(Errno) {
+        let handle = try parent.fd.openAt(name, [.path, .directory, .noFollow, .closeOnExec])
+        defer { handle.close() }
+        let st = try handle.stat()
+        guard st.uid == geteuid() else { throw Errno(EACCES, call: "openat", path: name) }
+        try handle.changeMode(mode_t(st.permissions | 0o700))
+    }
+
+    /// Removes a non-directory entry (removing), or counts it (measuring an entry whose type
+    /// readdir gave).
+    func handleEntry(parent: DirectoryNode, _ entry: FileSystem.Entry, tally: inout WorkerTally) {
+        guard mode == .remove else { return }
+        do {
+            try parent.fd.unlinkAt(entry.name)
+            tally.report.files += 1
+        } catch where error.code == ENOENT {
+        } catch where error.code == EISDIR {
+            // Was a file at listing time, is a directory now: walk it.
+            lock.lock()
+            parent.outstanding += 1
+            pending.append((parent, entry.name))
+            lock.broadcast()
+            lock.unlock()
+        } catch where (error.code == EACCES || error.code == EPERM) && retryWritable(parent) {
+            do { try parent.fd.unlinkAt(entry.name); tally.report.files += 1 } catch {
+                fail(parent.path + "/" + entry.name, error, keep: parent, tally: &tally)
+            }
+        } catch {
+            fail(parent.path + "/" + entry.name, error, keep: parent, tally: &tally)
+        }
+    }
+
+    /// Makes a read-only directory of ours writable so its entries can go (not as root: root
+    /// needs no permission, and a directory root may not write is on a read-only mount).
+    func retryWritable(_ dir: DirectoryNode) -> Bool {
+        guard !isRoot, dir.stat.uid == geteuid() else { return false }
+        return (try? dir.fd.changeMode(mode_t(dir.stat.permissions | 0o700))) != nil
+    }
+
+    func count(_ st: FileStat, tally: inout WorkerTally) {
+        tally.report.apparentBytes += st.size
+        if st.links > 1 && !st.isDirectory {
+            tally.multiLinked[st.inode] = st.allocatedBytes
+        } else {
+            tally.report.bytes += st.allocatedBytes
+        }
+    }
+
+    func fail(_ path: String, _ error: Errno, keep node: DirectoryNode, tally: inout WorkerTally) {
+        tally.report.failures.append(WalkFailure(path: path, error: error))
+        lock.lock(); node.keep = true; lock.unlock()
+    }
+
+    /// One piece of `node` is done; when it was the last, the directory is finished: removed
+    /// (removing, unless something below stays), its descriptor closed, and its parent told.
+    func complete(_ node: DirectoryNode, tally: inout WorkerTally) {
+        var current: DirectoryNode? = node
+        while let n = current {
+            lock.lock()
+            n.outstanding -= 1
+            let finished = n.outstanding == 0
+            let keep = n.keep
+            lock.unlock()
+            guard finished, let parent = n.parent else { return }
+            if mode == .remove && !keep {
+                do {
+                    try parent.fd.unlinkAt(n.name, directory: true)
+                } catch where (error.code == EACCES || error.code == EPERM) && retryWritable(parent) {
+                    do { try parent.fd.unlinkAt(n.name, directory: true) } catch { fail(n.path, error, keep: parent, tally: &tally) }
+                } catch where error.code != ENOENT {
+                    fail(n.path, error, keep: parent, tally: &tally)
+                } catch {}
+            } else if keep {
+                lock.lock(); parent.keep = true; lock.unlock()
+            }
+            n.fd.close()
+            current = parent
+        }
+    }
+}
