@@ -25,6 +25,7 @@ if ! "$silo" reap --help >/dev/null 2>&1; then echo "reap.sh: $silo has no reap 
 
 tmp=$(mktemp -d "${BENCH_DIR:-/tmp}/silo-reap-bench.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
+case $tmp in *[[:space:]\'\"]*) echo "reap.sh: BENCH_DIR must not contain spaces or quotes: $tmp" >&2; exit 1;; esac
 master=$tmp/master copy_silo=$tmp/copy-silo copy_rm=$tmp/copy-rm
 
 # Room for the master and two copies; allocated size runs ~25% over the files' bytes.

@@ -30,6 +30,7 @@ public enum SiloCLI {
         KeyCommand.self,
         ListCommand.self,
         ReapCommand.self,
+        VerifyCommand.self,
     ]
 
     public static let globalOptions: [OptionSpec] = [

@@ -136,6 +136,13 @@ public enum Identity {
     public static var effectiveUID: uid_t { geteuid() }
     public static var effectiveGID: gid_t { getegid() }
     public static var processID: pid_t { getpid() }
+    public static var realUID: uid_t { getuid() }
+
+    /// The primary group of `uid` from the passwd database.
+    public static func primaryGroup(of uid: uid_t) -> gid_t? {
+        guard let pw = getpwuid(uid) else { return nil }
+        return pw.pointee.pw_gid
+    }
 
     /// The home directory of the effective user from the passwd database, for when $HOME is unset.
     public static func passwdHome() -> String? {

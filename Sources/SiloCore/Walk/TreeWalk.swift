@@ -55,7 +55,11 @@ public struct WalkReport: Sendable, Equatable {
 }
 
 public enum TreeWalk {
-    public enum Mode: Sendable { case measure, remove }
+    public enum Mode: Sendable, Equatable {
+        case measure, remove
+        /// fchownat(AT_SYMLINK_NOFOLLOW) of every entry not already owned so; `files` counts changes.
+        case chown(uid: UInt32, gid: UInt32)
+    }
 
     /// Workers per walk: deletion and stat are kernel-bound, so one per core; more than 4 only adds
     /// contention on the filesystem's locks.
@@ -73,6 +77,12 @@ public enum TreeWalk {
         try run(path, .remove)
     }
 
+    /// Gives every entry of the tree at `path` (itself included) to uid:gid, never following a
+    /// symlink (a link is changed itself) and never crossing into another mount.
+    public static func changeOwner(_ path: String, uid: UInt32, gid: UInt32) throws(Errno) -> WalkReport {
+        try run(path, .chown(uid: uid, gid: gid))
+    }
+
     static func run(_ path: String, _ mode: Mode) throws(Errno) -> WalkReport {
         let (parentPath, name) = splitPath(path)
         let parent = try FileDescriptor.open(parentPath, [.readOnly, .directory, .closeOnExec])
@@ -80,7 +90,12 @@ public enum TreeWalk {
         let st: FileStat
         do { st = try parent.statAt(name) } catch where error.code == ENOENT { return WalkReport() }
         var report = WalkReport()
+        if case .chown(let uid, let gid) = mode, st.uid != uid || st.gid != gid {
+            try parent.changeOwnerAt(name, uid: uid, gid: gid)
+            report.files += 1
+        }
         guard st.isDirectory else {
+            if case .chown = mode { return report }
             if mode == .remove {
                 try parent.unlinkAt(name)
             } else {
@@ -226,6 +241,10 @@ final class Walk: @unchecked Sendable {
         let node = DirectoryNode(fd: fd, stat: st, parent: parent, name: name, path: path)
         tally.report.directories += 1
         if mode == .measure { count(st, tally: &tally) }
+        if case .chown(let uid, let gid) = mode, node.parent?.parent != nil, st.uid != uid || st.gid != gid {
+            // (The top directory was changed before the walk started.)
+            do { try parent.fd.changeOwnerAt(name, uid: uid, gid: gid); tally.report.files += 1 } catch { fail(path, error, keep: parent, tally: &tally) }
+        }
         let entries: [FileSystem.Entry]
         do { entries = try FileSystem.entries(fd: try fd.duplicate(), path: path) } catch {
             fail(path, error, keep: node, tally: &tally)
@@ -235,11 +254,16 @@ final class Walk: @unchecked Sendable {
         for entry in entries {
             if entry.isDirectory {
                 subdirectories.append((node, entry.name))
-            } else if entry.typeUnknown || mode == .measure {
-                // d_type unknown, or measuring (which needs sizes): look before acting.
+            } else if entry.typeUnknown || mode != .remove {
+                // d_type unknown, or measuring or changing owners (which need the stat): look first.
                 guard let st = try? fd.statAt(entry.name) else { continue } // removed meanwhile
                 if st.isDirectory { subdirectories.append((node, entry.name)); continue }
-                if mode == .measure {
+                if case .chown(let uid, let gid) = mode {
+                    if top.isOtherMount(st) { continue }
+                    if st.uid != uid || st.gid != gid {
+                        do { try fd.changeOwnerAt(entry.name, uid: uid, gid: gid); tally.report.files += 1 } catch { fail(path + "/" + entry.name, error, keep: node, tally: &tally) }
+                    }
+                } else if mode == .measure {
                     if top.isOtherMount(st) { tally.report.skippedMounts.append(path + "/" + entry.name); continue }
                     tally.report.files += 1
                     count(st, tally: &tally)

@@ -38,10 +38,11 @@ fn main() {
     let mut buf = itoa::Buffer::new();
     info!("pid {}", buf.format(process_id()));
     println!(
-        "words={} distinct={} newlines={} traits={:?}",
+        "words={} distinct={} newlines={} traits={:?} backend={}",
         text.split_whitespace().count(),
         counts.len(),
         util::line_starts(text).len(),
-        util::traits(text)
+        util::traits(text),
+        probe::backend()
     );
 }
