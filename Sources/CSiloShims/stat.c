@@ -19,6 +19,7 @@ int silo_statx(int dirfd, const char *name, int follow, struct silo_stat *out) {
     out->size = (long long)sx.stx_size;
     out->blocks = (long long)sx.stx_blocks;
     out->mtime = (long long)sx.stx_mtime.tv_sec;
+    out->mtime_nsec = (long long)sx.stx_mtime.tv_nsec;
     out->mnt_id = (sx.stx_mask & STATX_MNT_ID) ? sx.stx_mnt_id : 0;
     return 0;
 }

@@ -184,6 +184,8 @@ public struct FileStat: Sendable, Equatable {
     public let size: Int64
     public let blocks: Int64
     public let modified: Int64
+    /// The modification time to the nanosecond, as seconds since the epoch.
+    public let modifiedTime: Double
     /// The mount this entry is on (statx STATX_MNT_ID); 0 when the kernel does not say. Differs
     /// from the parent's at a mount point, even for a bind mount of the same filesystem.
     public let mountID: UInt64
@@ -198,6 +200,7 @@ public struct FileStat: Sendable, Equatable {
         size = st.size
         blocks = st.blocks
         modified = st.mtime
+        modifiedTime = Double(st.mtime) + Double(st.mtime_nsec) / 1e9
         mountID = st.mnt_id
     }
 

@@ -31,7 +31,7 @@ int silo_spawn_addchdir(void *actions, const char *path);
 struct silo_stat {
     unsigned long long dev, ino, nlink, mnt_id;
     unsigned int mode, uid, gid;
-    long long size, blocks, mtime;
+    long long size, blocks, mtime, mtime_nsec;
 };
 
 /// statx(2) of `name` relative to `dirfd` ("" for dirfd itself), not following a final symlink

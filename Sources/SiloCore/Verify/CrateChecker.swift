@@ -286,8 +286,10 @@ struct BuildOutputs {
         for package in Set(damaged.keys).union(healed.keys).sorted() {
             let dirs = directories(of: package).filter { dir in
                 if damaged[package] != nil { return true }
-                let mtime = Double((try? FileSystem.status(dir))??.modified ?? 0)
-                return mtime <= (healed[package] ?? 0)
+                // Built before the heal: every file of the dir is older than it.
+                let newest = Verifier.regularFiles(under: dir).compactMap { (try? FileSystem.status($0))??.modifiedTime }.max()
+                    ?? (try? FileSystem.status(dir))??.modifiedTime ?? 0
+                return newest < (healed[package] ?? 0)
             }
             guard !dirs.isEmpty else { continue }
             let why = damaged[package].map { "its sources have a \($0) problem" } ?? "its sources were healed after this was built"
