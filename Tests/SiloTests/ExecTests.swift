@@ -160,7 +160,7 @@ struct ExecTests {
         #expect(eventually { (0..<3).allSatisfy { !readFile(root.file("slot\($0)")).isEmpty } })
         let slots = Set((0..<3).map { readFile(root.file("slot\($0)")) })
         #expect(slots == ["1\n", "2\n", "3\n"])
-        FileManager.default.createFile(atPath: gate, contents: nil)
+        _ = FileManager.default.createFile(atPath: gate, contents: nil)
         for j in jobs {
             let r = j.wait()
             #expect(r.status == 0, "\(r.stderr)")
@@ -182,7 +182,7 @@ struct ExecTests {
         // A private job does not join: it takes another slot.
         let p = try silo(["exec", "--key", "k", "--share", "private", "--", "sh", "-c", "echo $SILO_SLOT"], root: root.path)
         #expect(p.stdout == "2\n")
-        FileManager.default.createFile(atPath: gate, contents: nil)
+        _ = FileManager.default.createFile(atPath: gate, contents: nil)
         #expect(holder.wait().status == 0)
     }
 
@@ -201,7 +201,7 @@ struct ExecTests {
         #expect(busy.status == 75)
         let ls = try silo(["ls", "--json"], root: root.path)
         #expect(ls.stdout.contains("\"state\" : \"leased\""))
-        FileManager.default.createFile(atPath: gate, contents: nil)
+        _ = FileManager.default.createFile(atPath: gate, contents: nil)
         #expect(eventually { exists(done) })
         #expect(try silo(["exec", "--key", "k", "--wait", "5", "--", "true"], root: root.path).status == 0)
         #expect(try silo(["ls", "--json"], root: root.path).stdout.contains("\"state\" : \"free\""))

@@ -24,7 +24,7 @@ final class ReapCargoTests {
         let seconds = Int(ProcessInfo.processInfo.environment["SILO_SOAK_SECONDS"] ?? "") ?? 60
         var runners: [Running] = []
         for i in 0..<6 {
-            let workspace = try copyWorkspaceNamed("ws\(i)")
+            let workspace = try copyWorkspace(into: scratch, named: "ws\(i)")
             let share = i < 3 ? "locked" : "private"
             let script = """
                 end=$((SECONDS + \(seconds)))
@@ -68,7 +68,7 @@ final class ReapCargoTests {
     @Test("--max-src-age removes crate sources under cargo's lock, keeps .crate files and index; offline builds re-extract")
     func maxSrcAge() throws {
         let root = TempDir()
-        let workspace = try copyWorkspaceNamed("src-age")
+        let workspace = try copyWorkspace(into: scratch, named: "src-age")
         let built = try exec(root, "s", "cargo build 2>&1", cwd: workspace)
         #expect(built.status == 0, "\(built.stdout)")
         let home = root.file("caches/s/1/home")
@@ -140,7 +140,7 @@ final class ReapCargoTests {
         #expect((report["crate_sources"] as? [Any] ?? []).isEmpty)
         #expect(try registrySubdirs(home + "/registry/src").count >= 1, "nothing was deleted under the running build")
 
-        FileManager.default.createFile(atPath: gate, contents: nil)
+        _ = FileManager.default.createFile(atPath: gate, contents: nil)
         let done = build.wait()
         #expect(done.status == 0, "\(done.stderr)")
         usleep(1_100_000)
@@ -152,14 +152,6 @@ final class ReapCargoTests {
 
     func env(_ extra: [String: String]) -> [String: String] {
         baseEnvironment().merging(extra) { $1 }
-    }
-
-    func copyWorkspaceNamed(_ name: String) throws -> String {
-        let dest = scratch.file(name)
-        let r = try run("/bin/cp", ["-r", Repo.workspace, dest])
-        guard r.status == 0 else { throw TestFailure("cp failed: \(r.stderr)") }
-        for stale in ["Cargo.lock", "target"] { try? FileManager.default.removeItem(atPath: dest + "/" + stale) }
-        return dest
     }
 
     func exec(_ root: TempDir, _ key: String, _ command: String, cwd: String) throws -> RunResult {

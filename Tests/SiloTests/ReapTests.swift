@@ -28,11 +28,6 @@ private func actions(_ report: [String: Any]) -> [String: String] {
     return out
 }
 
-private func sh(_ script: String) throws {
-    let r = try run("/bin/sh", ["-c", script])
-    guard r.status == 0 else { throw TestFailure("\(script): \(r.stderr)") }
-}
-
 @Suite("reap", .serialized)
 struct ReapTests {
     @Test("a dry run changes nothing under the root and lists exactly what a real run deletes")

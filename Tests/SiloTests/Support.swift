@@ -189,12 +189,18 @@ final class FixtureRegistry {
 }
 
 /// A private copy of the example workspace (cargo writes Cargo.lock and maybe target/ into it).
-func copyWorkspace(into parent: TempDir) throws -> String {
-    let dest = parent.file("workspace")
+func copyWorkspace(into parent: TempDir, named name: String = "workspace") throws -> String {
+    let dest = parent.file(name)
     let r = try run("/bin/cp", ["-r", Repo.workspace, dest])
     guard r.status == 0 else { throw TestFailure("cp failed: \(r.stderr)") }
     for stale in ["Cargo.lock", "target"] { try? FileManager.default.removeItem(atPath: dest + "/" + stale) }
     return dest
+}
+
+/// Runs a shell script, throwing with its stderr when it fails.
+func sh(_ script: String) throws {
+    let r = try run("/bin/sh", ["-c", script])
+    guard r.status == 0 else { throw TestFailure("\(script): \(r.stderr)") }
 }
 
 struct TestFailure: Error, CustomStringConvertible {

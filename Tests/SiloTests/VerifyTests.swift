@@ -331,9 +331,4 @@ final class VerifyTests {
         let r3 = try run(Repo.silo, ["verify", "--key", "a", "--cargo-home", "/x"])
         #expect(r3.status == 2)
     }
-
-    func sh(_ script: String) throws {
-        let r = try run("/bin/sh", ["-c", script])
-        guard r.status == 0 else { throw TestFailure("\(script): \(r.stderr)") }
-    }
 }
