@@ -213,6 +213,26 @@ struct ReapTests {
         #expect(ls.stdout.contains("\"live\"") && !ls.stdout.contains("\"gone\""))
     }
 
+    @Test("a slot that is a symlink to a directory outside the root is removed as a link, never followed")
+    func symlinkedSlot() throws {
+        let root = TempDir(), decoy = TempDir("silo-decoy")
+        try FileManager.default.createDirectory(atPath: decoy.file("home/registry"), withIntermediateDirectories: true)
+        try "{}".write(toFile: decoy.file(".silo-cache"), atomically: true, encoding: .utf8)
+        try "precious".write(toFile: decoy.file("home/registry/file"), atomically: true, encoding: .utf8)
+        try FileManager.default.createDirectory(atPath: decoy.file("target"), withIntermediateDirectories: true)
+        try make("k", root: root.path)
+        try FileManager.default.createDirectory(atPath: root.file("caches/evil"), withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(atPath: root.file("caches/evil/1"), withDestinationPath: decoy.path)
+        try sh("touch -h -d '30 days ago' \(root.file("caches/evil/1"))")
+        let before = try treeDigest(decoy.path)
+        let (r, report) = try reapJSON(["--max-age", "7d", "--max-target-size", "0"], root: root.path)
+        #expect(r.status == 0, "\(r.stdout)")
+        let orphans = (report["orphans"] as? [[String: Any]] ?? []).map { "\($0["path"]!):\($0["action"]!)" }
+        #expect(orphans == [root.file("caches/evil/1") + ":deleted"])
+        #expect(try treeDigest(decoy.path) == before, "the link's target is untouched")
+        #expect(!exists(root.file("caches/evil")))
+    }
+
     @Test("bad flag values are usage errors that name the value; nothing is touched")
     func badFlags() throws {
         let root = TempDir()

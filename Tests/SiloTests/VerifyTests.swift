@@ -322,6 +322,26 @@ final class VerifyTests {
         #expect(missing.status == 1 && missing.stderr.contains("key 'nope' slot 1 has no cache"))
     }
 
+    @Test("a symlink inside the home or the target dir is never followed, by the check or by heal")
+    func symlinksNotFollowed() throws {
+        let c = try fresh()
+        let decoy = TempDir("silo-decoy")
+        try FileManager.default.createDirectory(atPath: decoy.file("debug/.fingerprint/memchr-0123456789abcdef"), withIntermediateDirectories: true)
+        try "x".write(toFile: decoy.file("debug/.fingerprint/memchr-0123456789abcdef/f"), atomically: true, encoding: .utf8)
+        let before = try treeDigest(decoy.path)
+        // The target's fingerprint dir is a link to the decoy's, which has a memchr entry to lose.
+        try FileManager.default.removeItem(atPath: c.target + "/debug/.fingerprint")
+        try FileManager.default.createSymbolicLink(atPath: c.target + "/debug/.fingerprint", withDestinationPath: decoy.file("debug/.fingerprint"))
+        try FileManager.default.removeItem(atPath: c.src + "/memchr-2.5.0/src/lib.rs")
+        let healed = try run(Repo.silo, ["verify", "--cargo-home", c.home, "--target-dir", c.target, "--heal"])
+        #expect(healed.status == 0, "\(healed.stdout)\(healed.stderr)")
+        #expect(try treeDigest(decoy.path) == before, "nothing behind the link changed")
+        try FileManager.default.createSymbolicLink(atPath: c.home + "/bin", withDestinationPath: decoy.path)
+        let refused = try run(Repo.silo, ["verify", "--cargo-home", c.home, "--heal"])
+        #expect(refused.status == 1 && refused.stderr.contains("bin is a symlink"), "\(refused.stderr)")
+        #expect(try treeDigest(decoy.path) == before)
+    }
+
     @Test("bad input: a home that is no directory, a bad uid, --key with --cargo-home")
     func badInput() throws {
         let r1 = try run(Repo.silo, ["verify", "--cargo-home", "/nonexistent/home"])

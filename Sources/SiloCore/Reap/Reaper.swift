@@ -322,6 +322,11 @@ public struct Reaper {
                     orphans.append(OrphanEntry(path: path, key: key, reason: "not a slot number"))
                     continue
                 }
+                // lstat: a slot that is a symlink is no cache, and nothing is ever resolved through it.
+                guard (try? FileSystem.status(path))??.isDirectory == true else {
+                    orphans.append(OrphanEntry(path: path, key: key, slot: slot, reason: "not a directory (a symlink or a file)"))
+                    continue
+                }
                 guard (try? FileSystem.status(path + "/" + CacheLayout.marker))??.isRegular == true else {
                     orphans.append(OrphanEntry(path: path, key: key, slot: slot, reason: "no \(CacheLayout.marker) marker (made outside silo, e.g. by docker, or a creation was killed)"))
                     continue

@@ -251,6 +251,7 @@ struct BuildOutputs {
         for profile in profileDirectories() {
             for part in ["build", ".fingerprint"] {
                 let dir = profile + "/" + part
+                guard (try? FileSystem.status(dir))??.isDirectory == true else { continue } // never through a link
                 for name in (try? FileSystem.list(dir)) ?? [] where Self.packageOf(name) == package {
                     out.append(dir + "/" + name)
                 }
@@ -264,8 +265,9 @@ struct BuildOutputs {
         for name in (try? FileSystem.list(target)) ?? [] {
             let p = target + "/" + name
             guard (try? FileSystem.status(p))??.isDirectory == true else { continue }
-            if (try? FileSystem.status(p + "/.fingerprint")) ?? nil != nil { out.append(p); continue }
-            for inner in (try? FileSystem.list(p)) ?? [] where (try? FileSystem.status(p + "/" + inner + "/.fingerprint")) ?? nil != nil {
+            if (try? FileSystem.status(p + "/.fingerprint"))??.isDirectory == true { out.append(p); continue }
+            for inner in (try? FileSystem.list(p)) ?? [] where (try? FileSystem.status(p + "/" + inner))??.isDirectory == true
+                && (try? FileSystem.status(p + "/" + inner + "/.fingerprint"))??.isDirectory == true {
                 out.append(p + "/" + inner)
             }
         }

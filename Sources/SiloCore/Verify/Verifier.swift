@@ -60,6 +60,13 @@ public enum Verifier {
         guard (try? FileSystem.status(o.home))??.isDirectory == true else {
             throw SiloError("--cargo-home '\(displayable(o.home))' is not a directory; expected a CARGO_HOME (with registry/ inside)")
         }
+        // Every path below is built from the home and read or changed without resolving a symlink
+        // at its last component; these are the components above them, so none may be a link.
+        for inner in ["registry", "registry/index", "registry/cache", "registry/src", "bin"] {
+            if (try? FileSystem.status(o.home + "/" + inner))??.isSymlink == true {
+                throw SiloError("\(o.home)/\(inner) is a symlink; silo does not follow symlinks inside a cargo home it checks (replace it with the directory it points at)")
+            }
+        }
         var result = VerifyResult(home: o.home, target: o.target)
         let reg = o.home + "/registry"
         let indexRegs = Set(subdirectories(reg + "/index"))
