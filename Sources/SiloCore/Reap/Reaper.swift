@@ -175,7 +175,8 @@ public struct Reaper {
                 if options.dryRun {
                     line.action = "would-delete"
                 } else {
-                    switch try collect(root.slotPath(c.key, c.slot), key: c.key, slot: c.slot, label: "\(c.key).\(c.slot)", bytes: c.bytes, store: store, report: &report) {
+                    switch try collect(root.slotPath(c.key, c.slot), key: c.key, slot: c.slot, label: "\(c.key).\(c.slot)", bytes: c.bytes,
+                                       store: store, report: &report, plannedLastUse: c.lastUsed) {
                     case .deleted(let walk):
                         line.files = walk.files
                         deletedSlots.insert("\(c.key.rawValue)/\(c.slot)")
@@ -192,7 +193,7 @@ public struct Reaper {
                         }
                     case .inUse:
                         line.action = "kept"
-                        line.reason = "in use: leased since the plan was made"
+                        line.reason = "in use: leased or used since the plan was made"
                     case .failed:
                         line.action = "failed"
                     }
@@ -234,8 +235,13 @@ public struct Reaper {
 
     /// Tombstones `path` under the collector's hold on the slot, then deletes it in the trash.
     func collect(_ path: String, key: CacheKey, slot: Int, label: String, bytes: Int64?, store: Store?,
-                 report: inout ReapReport, what: String = "cache", recreate: String? = nil) throws(SiloError) -> Collected {
+                 report: inout ReapReport, what: String = "cache", recreate: String? = nil, plannedLastUse: Double? = nil) throws(SiloError) -> Collected {
         guard let hold = try leases.tryCollect(key: key, slot: slot) else { return .inUse }
+        // A job may have run and ended between the plan and the hold: then the plan's age is stale.
+        if let planned = plannedLastUse, let recorded = try? store?.lastUsed(key: key, slot: slot), recorded > planned {
+            hold.close()
+            return .inUse
+        }
         let name: String
         do {
             defer { hold.close() }

@@ -226,6 +226,13 @@ public final class Store {
         return missing.count
     }
 
+    /// The recorded last use of one cache, nil when there is no record.
+    public func lastUsed(key: CacheKey, slot: Int) throws(SiloError) -> Double? {
+        try withRecovery {
+            try db.query("SELECT last_used FROM caches WHERE key = ?1 AND slot = ?2", [.text(key.rawValue), .integer(Int64(slot))]).first?.double(0)
+        }
+    }
+
     /// Forgets a cache whose directory is gone (or was tombstoned).
     public func dropRecord(key: CacheKey, slot: Int) throws(SiloError) {
         try withRecovery {
