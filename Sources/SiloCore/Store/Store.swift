@@ -43,6 +43,8 @@ public final class Store {
         let existed = (try? FileSystem.status(root.storePath)) != nil
         do {
             db = try SQLiteConnection(path: root.storePath, busyTimeoutMilliseconds: Self.busyTimeoutMilliseconds)
+            // Per connection, not stored in the file: without it every commit fsyncs the WAL.
+            try db.execute("PRAGMA synchronous=NORMAL")
             try migrate()
         } catch let e as SQLiteError where e.isCorruption {
             db = try Self.recover(root: root, reason: "corrupt (\(e.message))", notices: &notices)
