@@ -4,6 +4,7 @@
 import Foundation
 import Testing
 @testable import SiloCore
+import SiloSystem
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -302,5 +303,18 @@ struct RootAndStoreTests {
         #expect(try SiloRoot.resolve(flag: nil, environment: [:], effectiveUID: 0).path == "/var/lib/silo")
         #expect(try SiloRoot.resolve(flag: nil, environment: ["XDG_CACHE_HOME": "/x", "HOME": "/h"], effectiveUID: 1000).path == "/x/silo")
         #expect(try SiloRoot.resolve(flag: nil, environment: ["HOME": "/h"], effectiveUID: 1000).path == "/h/.cache/silo")
+    }
+
+    @Test("a root on NFS or SMB is refused; the local filesystems here are not")
+    func networkFilesystems() throws {
+        // No NFS server can run here, so the statfs magic numbers (linux/magic.h) are checked directly.
+        for (magic, name) in [(0x6969, "nfs"), (0xFF534D42, "cifs"), (0xFE534D42, "smb2")] {
+            let refusal = try #require(SiloRoot.networkFilesystemRefusal(path: "/mnt/shared", statfsType: magic))
+            #expect(refusal.message.contains("/mnt/shared is on \(name)") && refusal.message.contains("local disk"))
+        }
+        for local in ["/tmp", "/dev/shm"] where exists(local) {
+            let type = try FileSystem.filesystemType(local)
+            #expect(SiloRoot.networkFilesystemRefusal(path: local, statfsType: type) == nil, "\(local) has statfs type \(String(type, radix: 16))")
+        }
     }
 }

@@ -110,9 +110,13 @@ public struct SiloRoot: Sendable {
     func refuseNetworkFilesystem() throws(SiloError) {
         let type: Int
         do { type = try FileSystem.filesystemType(path) } catch { throw SiloError("cannot statfs root \(path): \(error)") }
-        if let name = FileSystem.networkFilesystems[type] {
-            throw SiloError("root \(path) is on \(name); cargo disables its file locks on network filesystems and silo's leases need flock, so use a directory on local disk (--root DIR)")
-        }
+        if let refusal = Self.networkFilesystemRefusal(path: path, statfsType: type) { throw refusal }
+    }
+
+    /// The error for a root on a filesystem of statfs type `statfsType`, nil when it is local.
+    static func networkFilesystemRefusal(path: String, statfsType: Int) -> SiloError? {
+        guard let name = FileSystem.networkFilesystems[statfsType] else { return nil }
+        return SiloError("root \(path) is on \(name); cargo disables its file locks on network filesystems and silo's leases need flock, so use a directory on local disk (--root DIR)")
     }
 }
 
