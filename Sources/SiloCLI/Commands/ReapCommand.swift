@@ -55,7 +55,8 @@ struct ReapCommand: SiloCommand {
         for c in r.caches where c.action != "kept" {
             out += "\(c.action == "deleted" || c.action == "would-delete" ? verb : c.action)  \(c.key) slot \(c.slot)  \(formatBytes(c.bytes))  \(c.reason)\n"
         }
-        for c in r.caches where c.action == "kept" && c.reason.hasPrefix("in use") || c.action == "kept" && c.reason.hasPrefix("protected") {
+        // Kept caches are listed only when something protected them: "within budget" is the quiet case.
+        for c in r.caches where c.action == "kept" && (c.reason.hasPrefix("in use") || c.reason.hasPrefix("protected")) {
             out += "kept  \(c.key) slot \(c.slot)  \(c.reason)\n"
         }
         for o in r.orphans { out += "orphan \(o.action)  \(o.path)  \(o.reason)\n" }

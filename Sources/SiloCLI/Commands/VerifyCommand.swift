@@ -63,7 +63,7 @@ struct VerifyCommand: SiloCommand {
     func run(_ context: Context) throws(SiloError) -> Int32 {
         let env = context.environment
         var home: String
-        var target = targetDir.map { SiloRootPath.absolute($0) }
+        var target = try targetDir.map { p throws(SiloError) in try absolutePath(p, what: "--target-dir") }
         var lease: Lease?
         defer { lease?.release() }
         if let key {
@@ -71,7 +71,7 @@ struct VerifyCommand: SiloCommand {
             let root = try context.root()
             try root.prepare()
             home = root.homePath(k, slot)
-            guard (try? FileSystem.status(root.slotPath(k, slot) + "/.silo-cache")) ?? nil != nil else {
+            guard CacheLayout.isComplete(root.slotPath(k, slot)) else {
                 throw SiloError("key '\(k)' slot \(slot) has no cache under \(root.path); see silo ls")
             }
             if target == nil { target = root.targetPath(k, slot) }
@@ -82,9 +82,9 @@ struct VerifyCommand: SiloCommand {
                 }
             }
         } else if let cargoHome {
-            home = SiloRootPath.absolute(cargoHome)
+            home = try absolutePath(cargoHome, what: "--cargo-home")
         } else if let h = env["CARGO_HOME"], !h.isEmpty {
-            home = SiloRootPath.absolute(h)
+            home = try absolutePath(h, what: "CARGO_HOME")
         } else if let h = env["HOME"] ?? Identity.passwdHome() {
             home = h + "/.cargo"
         } else {
@@ -141,13 +141,5 @@ struct VerifyCommand: SiloCommand {
             out += (0..<5).map { row[$0].padding(toLength: max(widths[$0], row[$0].count), withPad: " ", startingAt: 0) }.joined(separator: "  ") + "  " + row[5] + "\n"
         }
         return out
-    }
-}
-
-/// Absolute paths for user-given directories (relative ones are taken from the working directory).
-enum SiloRootPath {
-    static func absolute(_ p: String) -> String {
-        if p.hasPrefix("/") { return p }
-        return FileManager.default.currentDirectoryPath + "/" + p
     }
 }

@@ -126,14 +126,13 @@ public enum CrateArchive {
         let fd = try FileDescriptor.open(path, [.readOnly, .noFollow, .closeOnExec])
         defer { fd.close() }
         let gz = try GzipStream(fd: fd)
-        var reader = TarReader(gz: gz)
+        let reader = TarReader(gz: gz)
         var members: [ArchiveMember] = []
         while let member = try reader.next() {
             members.append(member)
             var content = MemberReader(tar: reader, remaining: member.kind == .file ? member.size : 0)
             if member.kind == .file, let visit { try visit(member, &content) }
             try content.skipRest()
-            reader = content.tar
             try reader.skipPadding(after: member.kind == .file ? member.size : 0)
         }
         return CrateContents(members: members, sha256: gz.finishDigest())
@@ -142,7 +141,7 @@ public enum CrateArchive {
 
 /// The bytes of one archive member, read in chunks.
 public struct MemberReader {
-    var tar: TarReader
+    let tar: TarReader
     var remaining: Int64
 
     /// Up to `max` bytes of the member; empty at its end.
@@ -159,15 +158,15 @@ public struct MemberReader {
     }
 }
 
-/// Tar headers over the decompressed stream.
-struct TarReader {
+/// Tar headers over the decompressed stream; shared by reference with each member's reader.
+final class TarReader {
     let gz: GzipStream
     var buffer = [UInt8]()
     var offset = 0
 
     init(gz: GzipStream) { self.gz = gz }
 
-    mutating func readExactly(_ n: Int) throws -> [UInt8] {
+    func readExactly(_ n: Int) throws -> [UInt8] {
         while buffer.count - offset < n {
             if offset > 0 { buffer.removeFirst(offset); offset = 0 }
             var chunk = [UInt8](repeating: 0, count: max(1 << 16, n))
@@ -180,13 +179,13 @@ struct TarReader {
         return out
     }
 
-    mutating func skipPadding(after size: Int64) throws {
+    func skipPadding(after size: Int64) throws {
         let pad = Int((512 - size % 512) % 512)
         if pad > 0 { _ = try readExactly(pad) }
     }
 
     /// The next member, or nil at the end-of-archive marker (a zero block).
-    mutating func next() throws -> ArchiveMember? {
+    func next() throws -> ArchiveMember? {
         var longName: String?
         while true {
             let header = try readExactly(512)

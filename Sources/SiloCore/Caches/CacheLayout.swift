@@ -27,6 +27,13 @@ public struct CacheLayout {
 
     public init(root: SiloRoot) { self.root = root }
 
+    /// Whether `slotDirectory` is a complete cache: a real directory (lstat: a symlink is none)
+    /// holding the marker creation writes last.
+    public static func isComplete(_ slotDirectory: String) -> Bool {
+        (try? FileSystem.status(slotDirectory))??.isDirectory == true
+            && (try? FileSystem.status(slotDirectory + "/" + marker))??.isRegular == true
+    }
+
     public func paths(_ key: CacheKey, _ slot: Int) -> CachePaths {
         CachePaths(slotDirectory: root.slotPath(key, slot), home: root.homePath(key, slot), target: root.targetPath(key, slot))
     }
@@ -37,7 +44,7 @@ public struct CacheLayout {
     @discardableResult
     public func ensure(_ key: CacheKey, _ slot: Int) throws(SiloError) -> Bool {
         let p = paths(key, slot)
-        if (try? FileSystem.status(p.slotDirectory + "/" + Self.marker))??.isRegular == true { return false }
+        if Self.isComplete(p.slotDirectory) { return false }
         let trash = Trash(root: root)
         do {
             if try FileSystem.status(p.slotDirectory) != nil {

@@ -333,7 +333,7 @@ public struct Reaper {
                     orphans.append(OrphanEntry(path: path, key: key, slot: slot, reason: "not a directory (a symlink or a file)"))
                     continue
                 }
-                guard (try? FileSystem.status(path + "/" + CacheLayout.marker))??.isRegular == true else {
+                guard CacheLayout.isComplete(path) else {
                     orphans.append(OrphanEntry(path: path, key: key, slot: slot, reason: "no \(CacheLayout.marker) marker (made outside silo, e.g. by docker, or a creation was killed)"))
                     continue
                 }

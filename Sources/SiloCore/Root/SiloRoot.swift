@@ -28,26 +28,14 @@ public struct SiloRoot: Sendable {
 
     /// `--root`, else `$SILO_ROOT`, else `/var/lib/silo` for root, else `$XDG_CACHE_HOME/silo` or `~/.cache/silo`.
     public static func resolve(flag: String?, environment env: [String: String], effectiveUID: UInt32 = Identity.effectiveUID) throws(SiloError) -> SiloRoot {
-        if let flag { return try SiloRoot(path: absolute(flag, what: "--root")) }
-        if let env = env["SILO_ROOT"], !env.isEmpty { return try SiloRoot(path: absolute(env, what: "SILO_ROOT")) }
+        if let flag { return try SiloRoot(path: absolutePath(flag, what: "--root")) }
+        if let env = env["SILO_ROOT"], !env.isEmpty { return try SiloRoot(path: absolutePath(env, what: "SILO_ROOT")) }
         if effectiveUID == 0 { return SiloRoot(path: "/var/lib/silo") }
         if let xdg = env["XDG_CACHE_HOME"], xdg.hasPrefix("/") { return SiloRoot(path: xdg + "/silo") }
         guard let home = env["HOME"].flatMap({ $0.isEmpty ? nil : $0 }) ?? Identity.passwdHome() else {
             throw SiloError("cannot choose a root: HOME is unset and the user has no home directory; pass --root DIR or set SILO_ROOT")
         }
         return SiloRoot(path: home + "/.cache/silo")
-    }
-
-    static func absolute(_ p: String, what: String) throws(SiloError) -> String {
-        if p.isEmpty { throw .usage("\(what) '' is empty; expected a directory path") }
-        var path = p
-        if !path.hasPrefix("/") {
-            guard let cwd = getcwd(nil, 0) else { throw SiloError("\(what) '\(displayable(p))' is relative and the working directory is unknown; pass an absolute path") }
-            defer { free(cwd) }
-            path = String(cString: cwd) + "/" + p
-        }
-        while path.count > 1 && path.hasSuffix("/") { path.removeLast() }
-        return path
     }
 
     public var storePath: String { path + "/silo.db" }

@@ -147,9 +147,8 @@ public final class Store {
             guard let key = try? CacheKey(validating: name) else { continue }
             for slotName in (try? FileSystem.list(root.keyPath(key))) ?? [] {
                 // Only complete caches: a slot directory without its marker is no cache (see CacheLayout).
-                guard let slot = Int(slotName), slot > 0,
-                      let st = try FileSystem.status(root.slotPath(key, slot)), st.isDirectory,
-                      (try? FileSystem.status(root.slotPath(key, slot) + "/" + CacheLayout.marker))??.isRegular == true else { continue }
+                guard let slot = Int(slotName), slot > 0, CacheLayout.isComplete(root.slotPath(key, slot)),
+                      let st = try FileSystem.status(root.slotPath(key, slot)) else { continue }
                 var newest = st.modified
                 for inner in ["home", "target", "home/.global-cache", "home/registry"] {
                     if let s = try? FileSystem.status(root.slotPath(key, slot) + "/" + inner) { newest = max(newest, s.modified) }
