@@ -19,6 +19,15 @@ func eventually(_ seconds: Double = 10, _ condition: () -> Bool) -> Bool {
     return condition()
 }
 
+/// True once silo has written the job's pid into a holder file of `key` (it does so right after
+/// the spawn, so a job can be running a moment before). Tests that compare the root byte for byte
+/// wait for this, or they race that one write.
+func jobRecorded(root: String, key: String, slot: Int = 1) -> Bool {
+    let dir = "\(root)/locks/\(key)/\(slot).holders"
+    let names = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
+    return names.contains { readFile("\(dir)/\($0)").contains("\"job_pid\"") }
+}
+
 func exists(_ path: String) -> Bool { FileManager.default.fileExists(atPath: path) }
 
 func readFile(_ path: String) -> String { (try? String(contentsOfFile: path, encoding: .utf8)) ?? "" }

@@ -40,7 +40,7 @@ struct ReapTests {
         let holder = start(Repo.silo, ["--root", root.path, "exec", "--key", "c", "--", "sh", "-c", "touch \(started); sleep 30"])
         try holder.run()
         defer { holder.terminate(); _ = holder.wait() }
-        #expect(eventually { exists(started) })
+        #expect(eventually { exists(started) && jobRecorded(root: root.path, key: "c") })
 
         let before = try treeDigest(root.path)
         let (dry, plan) = try reapJSON(["--max-age", "0", "--dry-run", "--keep", "b"], root: root.path)
