@@ -29,6 +29,7 @@ public enum SiloCLI {
         ExecCommand.self,
         KeyCommand.self,
         ListCommand.self,
+        PromoteCommand.self,
         ReapCommand.self,
         VerifyCommand.self,
     ]

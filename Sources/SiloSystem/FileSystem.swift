@@ -144,6 +144,12 @@ public enum Identity {
         return pw.pointee.pw_gid
     }
 
+    /// The uid of user `name` from the passwd database (getpwnam(3)).
+    public static func uid(ofUser name: String) -> uid_t? {
+        guard let pw = getpwnam(name) else { return nil }
+        return pw.pointee.pw_uid
+    }
+
     /// The home directory of the effective user from the passwd database, for when $HOME is unset.
     public static func passwdHome() -> String? {
         guard let pw = getpwuid(geteuid()), let dir = pw.pointee.pw_dir else { return nil }

@@ -61,6 +61,24 @@ public enum Spawn {
         return pid
     }
 
+    /// Starts `executable` as `uid`:`gid` (no supplementary groups) as the leader of a new process
+    /// group, like `start`; needs root. posix_spawn cannot change credentials, so this is fork and
+    /// execve in C (silo_spawn_as); an exec failure in the child is thrown here with its errno.
+    public static func start(executable: String, arguments: [String], environment: [String], uid: uid_t, gid: gid_t) throws(Errno) -> pid_t {
+        var childErrno: Int32 = 0
+        let pid = withCStrings(arguments) { argv in
+            withCStrings(environment) { envp in
+                silo_spawn_as(executable, argv, envp, uid, gid, &childErrno)
+            }
+        }
+        if pid < 0 { throw Errno(childErrno, call: "fork", path: executable) }
+        if childErrno != 0 {
+            _ = try? wait(pid)
+            throw Errno(childErrno, call: "execve", path: executable)
+        }
+        return pid
+    }
+
     /// waitpid(2) until the child ends, retrying EINTR (a forwarded signal interrupts the wait).
     public static func wait(_ pid: pid_t) throws(Errno) -> TerminationStatus {
         var status: Int32 = 0

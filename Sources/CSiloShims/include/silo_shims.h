@@ -38,4 +38,27 @@ struct silo_stat {
 /// unless `follow`. -1 and errno on failure.
 int silo_statx(int dirfd, const char *name, int follow, struct silo_stat *out);
 
+/// ioctl(FICLONE): makes `dest_fd` share all of `src_fd`'s extents (reflink). -1 and errno
+/// (EOPNOTSUPP, EXDEV, EINVAL) where the filesystem cannot.
+int silo_ficlone(int dest_fd, int src_fd);
+
+/// copy_file_range(2) from the current offsets of both descriptors: bytes copied, 0 at the end,
+/// -1 and errno on failure (EXDEV, EINVAL, ENOSYS where the kernel or filesystem cannot).
+long long silo_copy_file_range(int in_fd, int out_fd, unsigned long long length);
+
+/// One extent of a file, as FS_IOC_FIEMAP reports it.
+struct silo_extent {
+    unsigned long long logical, physical, length;
+    int shared;
+};
+
+/// ioctl(FS_IOC_FIEMAP) from byte `start`: up to `capacity` (<= 64) extents into `out`, their number
+/// in `count`, and whether the file's last extent is among them in `last`. -1 and errno on failure.
+int silo_fiemap(int fd, unsigned long long start, struct silo_extent *out, int capacity, int *count, int *last);
+
+/// fork + setpgid(0,0) + setgroups(0) + setgid + setuid + execve, with default dispositions and an
+/// empty mask in the child. Returns the pid; when the child could not exec, `child_errno` says why
+/// (the child has then exited 127). -1 and `child_errno` when fork failed.
+pid_t silo_spawn_as(const char *path, char *const argv[], char *const envp[], uid_t uid, gid_t gid, int *child_errno);
+
 #endif

@@ -12,6 +12,9 @@ struct ExecCommand: SiloCommand {
             OptionSpec("--cargo-config", value: "FILE", help: "Cargo config to carry into the cache. Default: config.toml of $CARGO_HOME, else of ~/.cargo."),
             OptionSpec("--with-credentials", help: "Also carry credentials.toml (otherwise it is kept out of the cache)."),
             OptionSpec("--no-target", help: "Leave CARGO_TARGET_DIR alone."),
+            OptionSpec("--from", value: "BASE", help: "A new cache starts from this base (see 'silo promote'); 'none' starts cold. Default: the base 'default' when there is one."),
+            OptionSpec("--seed", value: "METHOD", help: "How a new cache gets the base's files: reflink, hardlink or copy. Default: the safest that applies."),
+            OptionSpec("--user", value: "UID[:GID]", help: "Run the job as this user (a name or a uid; silo must be root). New caches are owned by it."),
         ],
         trailing: "COMMAND...",
         discussion: """
@@ -29,6 +32,9 @@ struct ExecCommand: SiloCommand {
     var withCredentials: Bool
     var noTarget: Bool
     var command: [String]
+    var from: BaseChoice
+    var seed: SeedMethod?
+    var user: (uid: UInt32, gid: UInt32)?
 
     init(_ args: ParsedArguments) throws(SiloError) {
         key = args.value("--key")
@@ -45,6 +51,19 @@ struct ExecCommand: SiloCommand {
         withCredentials = args.flag("--with-credentials")
         noTarget = args.flag("--no-target")
         command = args.trailing
+        switch args.value("--from") {
+        case nil: from = .automatic
+        case "none"?: from = .none
+        case let name?:
+            do { from = .named(try CacheKey(validating: name)) } catch {
+                throw .usage("--from '\(displayable(name))' is not a base name: \(error.message); expected a base name or 'none'")
+            }
+        }
+        if let m = args.value("--seed") {
+            guard let method = SeedMethod(rawValue: m) else { throw .usage("--seed '\(displayable(m))' is not a seeding method; expected reflink, hardlink or copy") }
+            seed = method
+        } else { seed = nil }
+        user = try args.value("--user").map { u throws(SiloError) in try parseUser(u, flag: "--user") }
         if command.isEmpty { throw .usage("'silo exec' needs a command to run, like: silo exec --key pr-1 -- cargo build") }
     }
 
@@ -57,6 +76,9 @@ struct ExecCommand: SiloCommand {
         request.cargoConfig = cargoConfig
         request.withCredentials = withCredentials
         request.setTargetDir = !noTarget
+        request.from = from
+        request.seedMethod = seed
+        request.user = user
         return try Executor(root: try context.root(), log: context.log).run(request)
     }
 }

@@ -3,7 +3,8 @@
 // Order matters:
 //   1. find the command on PATH (127 before anything is created: a typo costs nothing);
 //   2. take the lease (may wait), so that nothing below races the collector or another job;
-//   3. make sure the cache exists (created aside, renamed in) and carry the cargo config in;
+//   3. make sure the cache exists (created aside -- seeded from a base -- and renamed in) and
+//      carry the cargo config in;
 //   4. record the start of the use (a job killed later is still recorded as recent);
 //   5. spawn the job in its own process group with the lease's descriptors inherited, forward
 //      SIGINT/SIGTERM/SIGHUP to that group, wait;
@@ -23,6 +24,12 @@ public struct ExecRequest {
     public var withCredentials = false
     public var setTargetDir = true
     public var environment: [String: String]
+    /// Which base a cache created for this job starts from.
+    public var from: BaseChoice = .automatic
+    /// How it is seeded; nil: the safest that applies (SeedPolicy).
+    public var seedMethod: SeedMethod?
+    /// Run the job as this uid:gid (silo must be root); nil: as silo's own uid.
+    public var user: (uid: UInt32, gid: UInt32)?
 
     public init(key: CacheKey, command: [String], environment: [String: String]) {
         self.key = key
@@ -44,7 +51,13 @@ public struct Executor {
     public func run(_ request: ExecRequest) throws(SiloError) -> Int32 {
         guard let name = request.command.first else { throw .usage("exec needs a command after the options, like: silo exec --key pr-1 -- cargo build") }
         let executable = try Self.resolve(name, path: request.environment["PATH"])
+        if request.user != nil && Identity.effectiveUID != 0 {
+            throw SiloError.usage("--user needs silo to run as root (it runs as uid \(Identity.effectiveUID)); run the job without --user")
+        }
         try root.prepare()
+        let seeder = Seeder(root: root, choice: request.from, method: request.seedMethod,
+                            jobUID: request.user?.uid ?? Identity.realUID, owner: request.user)
+        try seeder.check()
         let config = try CargoConfigSource.locate(explicit: request.cargoConfig, environment: request.environment, root: root)
 
         // Opened before any cache is created, so a fresh store never mistakes a new cache for a lost record.
@@ -59,8 +72,14 @@ public struct Executor {
         defer { lease.release() }
 
         let layout = CacheLayout(root: root)
-        if try layout.ensure(request.key, lease.slot) {
-            log.info("created cache key '\(request.key)' slot \(lease.slot)")
+        if let created = try layout.ensure(request.key, lease.slot, seeder: seeder, owner: request.user) {
+            if let s = created.seeded {
+                let r = s.report
+                log.info("created cache key '\(request.key)' slot \(lease.slot) from base \(s.base) by \(s.method.rawValue): "
+                    + "\(r.linked + r.reflinked) files shared, \(r.copied) copied (\(formatBytes(r.bytesCopied))) in \(String(format: "%.2f", s.seconds)) s")
+            } else {
+                log.info("created cache key '\(request.key)' slot \(lease.slot)")
+            }
         }
         let paths = layout.paths(request.key, lease.slot)
         try config.install(into: paths.home, withCredentials: request.withCredentials)
@@ -82,7 +101,13 @@ public struct Executor {
         do {
             Spawn.installSignalForwarding()
             try lease.setInheritable(true)
-            let pid = try Spawn.start(executable: executable, arguments: request.command, environment: env.map { "\($0.key)=\($0.value)" }.sorted())
+            let environment = env.map { "\($0.key)=\($0.value)" }.sorted()
+            let pid: pid_t
+            if let user = request.user {
+                pid = try Spawn.start(executable: executable, arguments: request.command, environment: environment, uid: user.uid, gid: user.gid)
+            } else {
+                pid = try Spawn.start(executable: executable, arguments: request.command, environment: environment)
+            }
             Spawn.forwardSignals(to: pid)
             try? lease.setInheritable(false)
             lease.recordJob(pid: pid)

@@ -153,10 +153,10 @@ public enum ReapPlanner {
 public struct KeyPattern: Sendable, Equatable {
     public let text: String
 
-    public init(validating text: String) throws(SiloError) {
-        if text.isEmpty { throw .usage("--keep '' is empty; expected a key or a glob like 'release-*'") }
+    public init(validating text: String, option: String = "--keep") throws(SiloError) {
+        if text.isEmpty { throw .usage("\(option) '' is empty; expected a key or a glob like 'release-*'") }
         if let bad = text.unicodeScalars.first(where: { !CacheKey.isAllowed($0) && $0 != "*" && $0 != "?" }) {
-            throw .usage("--keep '\(displayable(text))' contains \(CacheKey.describe(bad)); expected [A-Za-z0-9._-] and the wildcards * and ?")
+            throw .usage("\(option) '\(displayable(text))' contains \(CacheKey.describe(bad)); expected [A-Za-z0-9._-] and the wildcards * and ?")
         }
         self.text = text
     }

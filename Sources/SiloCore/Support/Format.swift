@@ -1,6 +1,7 @@
 // Parsing and printing of the units people type: durations (90m, 36h, 7d) and sizes (500G, 200MiB).
 
 import Foundation
+import SiloSystem
 
 /// Parses `90s`, `90m`, `36h`, `7d`, `2w`, or a plain number of seconds.
 public func parseDuration(_ text: String, flag: String) throws(SiloError) -> Double {
@@ -78,4 +79,25 @@ public func parseFreeSpace(_ text: String, flag: String) throws(SiloError) -> Fr
         return .percent(p)
     }
     return .bytes(try parseSize(text, flag: flag))
+}
+
+/// Parses `UID[:GID]` or `NAME[:GID]` (a user of the passwd database); the group defaults to the
+/// user's primary group, else to the uid.
+public func parseUser(_ text: String, flag: String) throws(SiloError) -> (uid: UInt32, gid: UInt32) {
+    let parts = text.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+    let form = "expected a uid like 1000, a user name, or UID:GID like 1000:1000"
+    guard let first = parts.first, !first.isEmpty else { throw .usage("\(flag) '\(displayable(text))' names no user; \(form)") }
+    let uid: UInt32
+    if let n = UInt32(first), n < UInt32.max {
+        uid = n
+    } else if let n = Identity.uid(ofUser: first) {
+        uid = n
+    } else {
+        throw .usage("\(flag) '\(displayable(text))': no user '\(displayable(first))' in the passwd database; \(form)")
+    }
+    if parts.count == 2 {
+        guard let g = UInt32(parts[1]), g < UInt32.max else { throw .usage("\(flag) '\(displayable(text))' has a bad group '\(displayable(parts[1]))'; \(form)") }
+        return (uid, g)
+    }
+    return (uid, Identity.primaryGroup(of: uid) ?? uid)
 }

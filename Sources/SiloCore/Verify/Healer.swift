@@ -146,7 +146,7 @@ public struct Healer {
 
     func recordHeals(_ packages: Set<String>) {
         let path = options.home + "/" + Verifier.healJournal
-        var text = ((try? FileSystem.read(path)) ?? "") ?? ""
+        var text = (try? FileSystem.read(path)).flatMap { $0 } ?? ""
         let now = String(format: "%.6f", Clock.now())
         for p in packages.sorted() { text += "\(p) \(now)\n" }
         try? FileSystem.writeAtomically(path, text)
