@@ -11,6 +11,9 @@ public enum FileSystem {
     }
 
     /// The magic number statfs(2) reports for the filesystem holding `path`.
+    /// statfs magic numbers of filesystems whose files can share extents (reflink): XFS, btrfs.
+    public static let reflinkFilesystems: Set<Int> = [0x58465342, 0x9123683E]
+
     public static func filesystemType(_ path: String) throws(Errno) -> Int {
         var type = 0
         _ = try retryingEINTR("statfs", path: path) { silo_statfs_type(path, &type) }

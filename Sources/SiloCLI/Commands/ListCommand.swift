@@ -8,7 +8,7 @@ struct ListCommand: SiloCommand {
         summary: "List the caches under the root: key, slot, state, size, last use, uses.",
         options: [
             OptionSpec("--json", help: "One JSON array of objects (fields documented in docs/json.md)."),
-            OptionSpec("--size", help: "Measure each cache now (du-like: allocated bytes, each inode once) and record it."),
+            OptionSpec("--size", help: "Measure each cache now: apparent (allocated bytes, each inode once) and unique (what only it holds, not shared with a base or another cache)."),
         ]
     )
 
@@ -28,6 +28,10 @@ struct ListCommand: SiloCommand {
         var holders: [HolderInfo]
         var bytes: Int64?
         var bytes_measured: Int64?
+        /// With --size: what only this cache holds (what deleting it frees).
+        var unique_bytes: Int64?
+        /// The base it was seeded from, NAME/GENERATION.
+        var base: String?
         var last_used: Int64
         var created: Int64
         var uses: Int
@@ -52,14 +56,17 @@ struct ListCommand: SiloCommand {
             let leased = leases.isLeased(key: record.key, slot: record.slot)
             var bytes = record.bytes
             var measured = record.bytesMeasured
+            var unique: Int64?
             if measure, let usage = try? TreeWalk.measure(paths.slotDirectory) {
                 bytes = usage.bytes
+                unique = usage.uniqueBytes
                 measured = now
                 try store.recordSize(key: record.key, slot: record.slot, bytes: usage.bytes, at: now)
             }
             rows.append(Row(key: record.key.rawValue, slot: record.slot, state: leased ? "leased" : "free",
                             holders: leased ? leases.holders(key: record.key, slot: record.slot) : [],
-                            bytes: bytes, bytes_measured: measured.map { Int64($0) }, last_used: Int64(record.lastUsed), created: Int64(record.created),
+                            bytes: bytes, bytes_measured: measured.map { Int64($0) }, unique_bytes: unique,
+                            base: CacheLayout.base(ofSlot: paths.slotDirectory)?.description, last_used: Int64(record.lastUsed), created: Int64(record.created),
                             uses: record.uses, last_exit: record.lastExit, home: paths.home, target: paths.target))
         }
         if json {
@@ -69,12 +76,13 @@ struct ListCommand: SiloCommand {
             print(String(decoding: data, as: UTF8.self))
             return 0
         }
-        var table = [["KEY", "SLOT", "STATE", "SIZE", "LAST USED", "USES"]]
+        var table = [["KEY", "SLOT", "STATE", "SIZE"] + (measure ? ["UNIQUE"] : []) + ["BASE", "LAST USED", "USES"]]
         for r in rows {
             var state = r.state
             if let h = r.holders.first { state = "leased by \(h.jobPid ?? h.pid) (\(h.command.prefix(40)))" + (r.holders.count > 1 ? " +\(r.holders.count - 1)" : "") }
             let size = r.bytes.map { formatBytes($0) + (measure ? "" : "*") } ?? "-"
-            table.append([r.key, String(r.slot), state, size, formatAge(Double(r.last_used), now: now), String(r.uses)])
+            let unique = measure ? [r.unique_bytes.map(formatBytes) ?? "-"] : []
+            table.append([r.key, String(r.slot), state, size] + unique + [r.base ?? "-", formatAge(Double(r.last_used), now: now), String(r.uses)])
         }
         let widths = (0..<table[0].count).map { c in table.map { $0[c].count }.max() ?? 0 }
         for line in table {

@@ -99,9 +99,13 @@ public struct ReapDecision: Sendable, Equatable {
 public struct DiskSpace: Sendable, Equatable {
     public var total: Int64
     public var available: Int64
-    public init(total: Int64, available: Int64) {
+    /// Bytes of the root that belong to no candidate (the bases, whose inodes seeded caches
+    /// share): they count toward --max-size, but no deletion of a cache frees them.
+    public var otherRootBytes: Int64
+    public init(total: Int64, available: Int64, otherRootBytes: Int64 = 0) {
         self.total = total
         self.available = available
+        self.otherRootBytes = otherRootBytes
     }
 }
 
@@ -112,7 +116,7 @@ public enum ReapPlanner {
         let ordered = candidates.sorted {
             ($0.lastUsed, $0.key.rawValue, $0.slot) < ($1.lastUsed, $1.key.rawValue, $1.slot)
         }
-        var total = ordered.reduce(Int64(0)) { $0 + $1.bytes }
+        var total = ordered.reduce(disk.otherRootBytes) { $0 + $1.bytes }
         var available = disk.available
         let wantedFree = policy.minFree.bytes(ofTotal: disk.total)
         var decisions: [ReapDecision] = []

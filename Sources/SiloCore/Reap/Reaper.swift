@@ -11,8 +11,12 @@
 //      since the plan keeps its cache -- rename the slot into the trash, replace its record by a
 //      tombstone, let the hold go, then delete the files in the trash;
 //   5. orphans older than max-age go the same way; younger ones are reported;
-//   6. in caches that stay: target dirs over --max-target-size (whole, when not leased), crate
+//   6. retired base generations that no cache was seeded from any more, and staging directories
+//      of killed promotions (BaseStore);
+//   7. in caches that stay: target dirs over --max-target-size (whole, when not leased), crate
 //      sources older than --max-src-age (under cargo's own lock).
+// A cache's size for the budget is its unique bytes (what deleting it frees): the inodes it shares
+// with a base are the base's, counted once in the root's total.
 // A dry run does every read (measuring included) and no write: no store, no lock file, no rename.
 
 import SiloSystem
@@ -67,8 +71,18 @@ public struct ReapReport: Sendable, Encodable {
         public var seconds = 0.0
     }
 
+    public struct Base: Sendable, Encodable {
+        /// NAME/GENERATION
+        public var base: String
+        /// deleted, would-delete, kept, failed
+        public var action: String
+        public var reason: String
+        public var bytes: Int64
+    }
+
     public var dry_run = false
     public var caches: [Cache] = []
+    public var bases: [Base] = []
     public var orphans: [Orphan] = []
     public var targets: [Target] = []
     public var crate_sources: [PrunedSource] = []
@@ -106,6 +120,8 @@ public struct Reaper {
         var slot: Int
         var home: Int64 = 0
         var target: Int64 = 0
+        /// Of home + target, what only this cache holds.
+        var unique: Int64 = 0
         var leased = false
         var bytes: Int64 { home + target }
     }
@@ -149,22 +165,33 @@ public struct Reaper {
         let now = Clock.now()
         var measured: [Found] = []
         for var f in found {
-            f.home = (try? TreeWalk.measure(root.homePath(f.key, f.slot)))?.bytes ?? 0
-            f.target = (try? TreeWalk.measure(root.targetPath(f.key, f.slot)))?.bytes ?? 0
+            let home = try? TreeWalk.measure(root.homePath(f.key, f.slot))
+            let target = try? TreeWalk.measure(root.targetPath(f.key, f.slot))
+            f.home = home?.bytes ?? 0
+            f.target = target?.bytes ?? 0
+            f.unique = (home?.uniqueBytes ?? 0) + (target?.uniqueBytes ?? 0)
             f.leased = leases.isLeased(key: f.key, slot: f.slot)
             if let store { try? store.recordSize(key: f.key, slot: f.slot, bytes: f.bytes, at: now) }
             measured.append(f)
         }
-        report.root_bytes_before = measured.reduce(0) { $0 + $1.bytes }
+        let bases = BaseStore(root: root)
+        var baseBytes: Int64 = 0
+        for name in bases.names() {
+            for g in bases.generations(name) {
+                baseBytes += (try? TreeWalk.measure(bases.path(BaseRef(name: name, generation: g))))?.diskBytes ?? 0
+            }
+        }
+        report.root_bytes_before = measured.reduce(baseBytes) { $0 + $1.unique }
         let space = (try? FileSystem.space(root.path)) ?? (available: 0, total: 0)
         report.filesystem_bytes = space.total
         report.available_bytes_before = space.available
 
         // 4. Plan and carry it out.
         let candidates = measured.map {
-            ReapCandidate(key: $0.key, slot: $0.slot, lastUsed: lastUse["\($0.key.rawValue)/\($0.slot)"] ?? now, bytes: $0.bytes, leased: $0.leased)
+            ReapCandidate(key: $0.key, slot: $0.slot, lastUsed: lastUse["\($0.key.rawValue)/\($0.slot)"] ?? now, bytes: $0.unique, leased: $0.leased)
         }
-        let plan = ReapPlanner.plan(candidates, disk: DiskSpace(total: space.total, available: space.available), policy: options.policy, now: now)
+        let plan = ReapPlanner.plan(candidates, disk: DiskSpace(total: space.total, available: space.available, otherRootBytes: baseBytes),
+                                    policy: options.policy, now: now)
         var deletedSlots = Set<String>()
         for decision in plan {
             let c = decision.candidate
@@ -208,7 +235,10 @@ public struct Reaper {
         }
         removeEmptyKeyDirectories(dryRun: options.dryRun)
 
-        // 6. Inside the caches that stay.
+        // 6. Bases: retired generations nobody shares any more; killed promotions.
+        collectBases(remaining: measured.filter { !deletedSlots.contains("\($0.key.rawValue)/\($0.slot)") }, dryRun: options.dryRun, report: &report)
+
+        // 7. Inside the caches that stay.
         for f in measured where !deletedSlots.contains("\(f.key.rawValue)/\(f.slot)") {
             if let limit = options.maxTargetSize, f.target > limit {
                 pruneTarget(f, dryRun: options.dryRun, store: store, report: &report)
@@ -292,6 +322,65 @@ public struct Reaper {
             log.info("finished deleting trash entry \(name) (\(walk.files) files)")
         }
         try? store?.dropTombstones(except: Set(trash.entries()))
+    }
+
+    /// Retired generations (not the newest of their name) that no remaining cache names in its
+    /// marker go, under an exclusive hold of the generation (a seeding holds it shared); the newest
+    /// generation of every name stays. Staging directories of dead promoters go too.
+    func collectBases(remaining: [Found], dryRun: Bool, report: inout ReapReport) {
+        let bases = BaseStore(root: root)
+        var users: [BaseRef: Int] = [:]
+        for f in remaining {
+            if let ref = CacheLayout.base(ofSlot: root.slotPath(f.key, f.slot)) { users[ref, default: 0] += 1 }
+        }
+        for name in bases.names() {
+            let generations = bases.generations(name)
+            for (i, g) in generations.enumerated() {
+                let ref = BaseRef(name: name, generation: g)
+                let bytes = (try? TreeWalk.measure(bases.path(ref)))?.uniqueBytes ?? 0
+                var line = ReapReport.Base(base: ref.description, action: "kept", reason: "", bytes: bytes)
+                if i == generations.count - 1 {
+                    line.reason = "the current generation of \(name)"
+                } else if let n = users[ref] {
+                    line.reason = "retired; \(n) cache\(n == 1 ? "" : "s") seeded from it still share its files"
+                } else if dryRun {
+                    line.action = "would-delete"
+                    line.reason = "retired and no cache shares its files"
+                } else if let hold = bases.tryHoldExclusive(ref) {
+                    line.reason = "retired and no cache shares its files"
+                    let name: String
+                    do {
+                        defer { hold.close() }
+                        name = try trash.tombstone(bases.path(ref), label: "base-\(ref.name).\(ref.generation)")
+                    } catch {
+                        line.action = "failed"
+                        report.failures.append(.init(path: bases.path(ref), error: "\(error)"))
+                        report.bases.append(line)
+                        continue
+                    }
+                    let walk = purge(name, store: nil, report: &report)
+                    line.action = walk.complete ? "deleted" : "failed"
+                    if walk.complete { report.totals.bytes_freed += bytes }
+                    log.info("deleted retired base \(ref) (\(formatBytes(bytes)))")
+                } else {
+                    line.reason = "retired, but a cache is being seeded from it"
+                }
+                report.bases.append(line)
+            }
+        }
+        for staging in bases.abandonedStaging() {
+            if dryRun {
+                report.orphans.append(.init(path: staging, action: "would-delete", reason: "staging directory of a killed promotion"))
+                continue
+            }
+            do {
+                let walk = try trash.delete(staging, label: "base-staging")
+                report.orphans.append(.init(path: staging, action: walk.complete ? "deleted" : "failed", reason: "staging directory of a killed promotion"))
+                report.totals.files_deleted += walk.files
+            } catch {
+                report.failures.append(.init(path: staging, error: "\(error)"))
+            }
+        }
     }
 
     /// An entry under caches/ that is no usable cache.

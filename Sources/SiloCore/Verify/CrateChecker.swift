@@ -201,7 +201,8 @@ struct AccessCheck {
                 let p = d + "/" + name
                 guard let e = try? FileSystem.status(p) else { continue }
                 if e.isDirectory { stack.append(p); continue }
-                if e.uid != uid { foreign[e.uid, default: 0] += 1 }
+                // A base's read-only inode, hard-linked in, belongs to another uid by design.
+                if e.uid != uid && !Walk.isSharedWithBase(e) { foreign[e.uid, default: 0] += 1 }
                 if e.isRegular && !may(e, read: true) { unreadable.append(p) }
             }
         }

@@ -34,10 +34,18 @@ public struct WalkReport: Sendable, Equatable {
     /// Non-directory entries (files, symlinks, sockets ...) counted, or removed when removing.
     public var files = 0
     public var directories = 0
-    /// Allocated bytes, each inode once (measuring only).
+    /// Allocated bytes, each inode once (measuring only): what the tree would take as a copy.
     public var bytes: Int64 = 0
+    /// Allocated bytes only this tree holds, what deleting it frees: inodes whose every link is
+    /// inside it, less extents a reflink shares with another file (measuring only).
+    public var uniqueBytes: Int64 = 0
+    /// What the tree occupies on disk, each block once: `bytes` with reflinked extents that files
+    /// of the tree share counted once (measuring only; equals `bytes` where there is no reflink).
+    public var diskBytes: Int64 = 0
     /// Sum of st_size (measuring only).
     public var apparentBytes: Int64 = 0
+    /// Changing owners: read-only files with other links (shared with a base), left as they are.
+    public var sharedSkipped = 0
     /// Directories on another mount, left alone.
     public var skippedMounts: [String] = []
     public var failures: [WalkFailure] = []
@@ -48,7 +56,10 @@ public struct WalkReport: Sendable, Equatable {
         files += other.files
         directories += other.directories
         bytes += other.bytes
+        uniqueBytes += other.uniqueBytes
+        diskBytes += other.diskBytes
         apparentBytes += other.apparentBytes
+        sharedSkipped += other.sharedSkipped
         skippedMounts += other.skippedMounts
         failures += other.failures
     }
@@ -90,7 +101,7 @@ public enum TreeWalk {
         let st: FileStat
         do { st = try parent.statAt(name) } catch where error.code == ENOENT { return WalkReport() }
         var report = WalkReport()
-        if case .chown(let uid, let gid) = mode, st.uid != uid || st.gid != gid {
+        if case .chown(let uid, let gid) = mode, st.uid != uid || st.gid != gid, !Walk.isSharedWithBase(st) {
             try parent.changeOwnerAt(name, uid: uid, gid: gid)
             report.files += 1
         }
@@ -100,12 +111,15 @@ public enum TreeWalk {
                 try parent.unlinkAt(name)
             } else {
                 report.bytes = st.allocatedBytes
+                report.uniqueBytes = st.links > 1 ? 0 : st.allocatedBytes
+                report.diskBytes = st.allocatedBytes
                 report.apparentBytes = st.size
             }
             report.files = 1
             return report
         }
         let walk = Walk(mode: mode, top: st)
+        walk.extentAware = mode == .measure && FileSystem.reflinkFilesystems.contains((try? FileSystem.filesystemType(path)) ?? 0)
         let top = DirectoryNode(fd: parent, stat: st, parent: nil, name: parentPath, path: parentPath)
         walk.push([(top, name)])
         DispatchQueue.concurrentPerform(iterations: workers) { walk.work(worker: $0) }
@@ -142,17 +156,31 @@ final class DirectoryNode: @unchecked Sendable {
     }
 }
 
+/// An inode with more than one link, as one worker saw it.
+struct LinkedInode {
+    var allocated: Int64
+    /// Of `allocated`, bytes in extents a reflink shares.
+    var shared: Int64
+    var links: UInt64
+    /// Links found inside the tree.
+    var seen: UInt64
+}
+
 /// What one worker counted; merged at the end so that counting takes no lock.
 struct WorkerTally {
     var report = WalkReport()
     /// Inodes with more than one link, counted once across all workers after the walk.
-    var multiLinked: [UInt64: Int64] = [:]
+    var multiLinked: [UInt64: LinkedInode] = [:]
+    /// Reflinked extents (physical offset -> length), counted once across all workers.
+    var sharedExtents: [UInt64: UInt64] = [:]
 }
 
 final class Walk: @unchecked Sendable {
     let mode: TreeWalk.Mode
     let top: FileStat
     let isRoot = geteuid() == 0
+    /// Look at each file's extents (FIEMAP), on filesystems where files can share them.
+    var extentAware = false
     let lock = NSCondition()
     var pending: [(DirectoryNode, String)] = []
     var busy = 0
@@ -197,12 +225,19 @@ final class Walk: @unchecked Sendable {
 
     func finish() -> WalkReport {
         var report = WalkReport()
-        var inodes: [UInt64: Int64] = [:]
+        var inodes: [UInt64: LinkedInode] = [:]
+        var extents: [UInt64: UInt64] = [:]
         for t in tallies {
             report.merge(t.report)
-            inodes.merge(t.multiLinked) { a, _ in a }
+            inodes.merge(t.multiLinked) { a, b in var m = a; m.seen += b.seen; return m }
+            extents.merge(t.sharedExtents) { a, b in max(a, b) }
         }
-        report.bytes += inodes.values.reduce(0, +)
+        for inode in inodes.values {
+            report.bytes += inode.allocated
+            report.diskBytes += inode.allocated - inode.shared
+            if inode.seen >= inode.links { report.uniqueBytes += inode.allocated - inode.shared }
+        }
+        report.diskBytes += Int64(extents.values.reduce(0, +))
         report.skippedMounts.sort()
         report.failures.sort { $0.path < $1.path }
         return report
@@ -240,7 +275,7 @@ final class Walk: @unchecked Sendable {
         }
         let node = DirectoryNode(fd: fd, stat: st, parent: parent, name: name, path: path)
         tally.report.directories += 1
-        if mode == .measure { count(st, tally: &tally) }
+        if mode == .measure { count(st, in: nil, tally: &tally) }
         if case .chown(let uid, let gid) = mode, node.parent?.parent != nil, st.uid != uid || st.gid != gid {
             // (The top directory was changed before the walk started.)
             do { try parent.fd.changeOwnerAt(name, uid: uid, gid: gid); tally.report.files += 1 } catch { fail(path, error, keep: parent, tally: &tally) }
@@ -260,13 +295,14 @@ final class Walk: @unchecked Sendable {
                 if st.isDirectory { subdirectories.append((node, entry.name)); continue }
                 if case .chown(let uid, let gid) = mode {
                     if top.isOtherMount(st) { continue }
+                    if Self.isSharedWithBase(st) { tally.report.sharedSkipped += 1; continue }
                     if st.uid != uid || st.gid != gid {
                         do { try fd.changeOwnerAt(entry.name, uid: uid, gid: gid); tally.report.files += 1 } catch { fail(path + "/" + entry.name, error, keep: node, tally: &tally) }
                     }
                 } else if mode == .measure {
                     if top.isOtherMount(st) { tally.report.skippedMounts.append(path + "/" + entry.name); continue }
                     tally.report.files += 1
-                    count(st, tally: &tally)
+                    count(st, in: (fd, entry.name), tally: &tally)
                 } else {
                     handleEntry(parent: node, entry, tally: &tally)
                 }
@@ -335,13 +371,37 @@ final class Walk: @unchecked Sendable {
         return (try? dir.fd.changeMode(mode_t(dir.stat.permissions | 0o700))) != nil
     }
 
-    func count(_ st: FileStat, tally: inout WorkerTally) {
+    /// Counts one entry; `file` is its directory and name, for a look at its extents.
+    func count(_ st: FileStat, in file: (FileDescriptor, String)?, tally: inout WorkerTally) {
         tally.report.apparentBytes += st.size
+        var shared: Int64 = 0
+        if extentAware, st.isRegular, st.blocks > 0, let (dir, name) = file,
+           let fd = try? dir.openAt(name, [.readOnly, .noFollow, .closeOnExec]) {
+            for e in (try? fd.extents()) ?? [] where e.shared {
+                shared += Int64(e.length)
+                tally.sharedExtents[e.physical] = max(tally.sharedExtents[e.physical] ?? 0, e.length)
+            }
+            fd.close()
+            shared = min(shared, st.allocatedBytes)
+        }
         if st.links > 1 && !st.isDirectory {
-            tally.multiLinked[st.inode] = st.allocatedBytes
+            if var known = tally.multiLinked[st.inode] {
+                known.seen += 1
+                tally.multiLinked[st.inode] = known
+            } else {
+                tally.multiLinked[st.inode] = LinkedInode(allocated: st.allocatedBytes, shared: shared, links: st.links, seen: 1)
+            }
         } else {
             tally.report.bytes += st.allocatedBytes
+            tally.report.uniqueBytes += st.allocatedBytes - shared
+            tally.report.diskBytes += st.allocatedBytes - shared
         }
+    }
+
+    /// A read-only file with more than one link: the sign of a hard link into a base (promotion
+    /// clears the write bits). Giving it to the runner would give the runner every cache's copy.
+    static func isSharedWithBase(_ st: FileStat) -> Bool {
+        st.isRegular && st.links > 1 && st.permissions & 0o222 == 0
     }
 
     func fail(_ path: String, _ error: Errno, keep node: DirectoryNode, tally: inout WorkerTally) {
