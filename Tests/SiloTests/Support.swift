@@ -260,3 +260,40 @@ struct SeededRandom: RandomNumberGenerator {
         return z ^ (z >> 31)
     }
 }
+
+/// A loop-mounted filesystem of its own (root only): an XFS made with reflink=1 for the reflink
+/// path, or a small ext4 to run out of space on. Unmounted (lazily, in case a test left a process
+/// in it) when released.
+final class LoopMount {
+    let dir = TempDir("silo-loop")
+    let mountPoint: String
+
+    init(_ type: String, megabytes: Int) throws {
+        mountPoint = dir.file("mnt")
+        let mkfs = type == "xfs" ? "mkfs.xfs -q -m reflink=1" : "mkfs.ext4 -q -F"
+        try sh("truncate -s \(megabytes)M \(dir.file("image")) && \(mkfs) \(dir.file("image")) && mkdir \(mountPoint) && mount -o loop \(dir.file("image")) \(mountPoint) && chmod 755 \(mountPoint)")
+    }
+
+    deinit { _ = try? run("/bin/umount", ["-l", mountPoint]) }
+
+    static var xfsAvailable: Bool { FileManager.default.isExecutableFile(atPath: "/usr/sbin/mkfs.xfs") || FileManager.default.isExecutableFile(atPath: "/sbin/mkfs.xfs") }
+}
+
+/// The Rust toolchain's sysroot (under /root on this machine: out of reach of other uids).
+let rustSysroot: String = {
+    (try? run("/bin/sh", ["-c", "rustc --print sysroot"]))?.stdout.trimmingCharacters(in: .whitespacesAndNewlines) ?? ""
+}()
+
+/// Runs silo (as root) the way a container host would: in a private mount namespace where the
+/// toolchain is bind-mounted at a path every uid can reach, with PATH pointing there, so that a
+/// job started with `--user` finds cargo. `scratch` holds the mount point.
+func siloWithToolchain(_ arguments: [String], root: String, cwd: String, scratch: TempDir, environment: [String: String] = baseEnvironment()) throws -> RunResult {
+    let mountPoint = scratch.file("toolchain")
+    try? FileManager.default.createDirectory(atPath: mountPoint, withIntermediateDirectories: true)
+    var env = environment
+    env["PATH"] = mountPoint + "/bin:/usr/bin:/bin"
+    env["HOME"] = "/tmp"
+    let script = "mount --bind \"$1\" \"$2\" && shift 2 && exec \"$@\""
+    return try run("/usr/bin/unshare", ["--mount", "/bin/sh", "-c", script, "sh", rustSysroot, mountPoint, Repo.silo, "--root", root] + arguments,
+                   environment: env, cwd: cwd)
+}
