@@ -115,6 +115,10 @@ public struct FileDescriptor: Hashable, Sendable {
     /// descriptors too (fchmod does not), and never resolves a name, so it cannot follow a symlink
     /// that someone swapped in.
     public func changeMode(_ mode: mode_t) throws(Errno) {
+        // fchmod(2) first: no path to resolve. It refuses O_PATH descriptors (EBADF); those go
+        // through /proc.
+        if Glibc.fchmod(rawValue, mode) == 0 { return }
+        if errno != EBADF && errno != EINTR { throw Errno.current("fchmod") }
         let path = "/proc/self/fd/\(rawValue)"
         _ = try retryingEINTR("chmod", path: path) { Glibc.chmod(path, mode) }
     }

@@ -169,6 +169,12 @@ final class Clone: @unchecked Sendable {
             if pair.relative.isEmpty, let allowed = options.topLevel, !allowed.contains(entry.name) { continue }
             let relative = pair.relative.isEmpty ? entry.name : pair.relative + "/" + entry.name
             if entry.isDirectory { subdirectories.append((pair, entry.name)); continue }
+            // A regular file (readdir says so) that is linked needs no stat: linkat is all of it.
+            if entry.type == UInt8(DT_REG) && options.method == .hardlink && options.action(relative) == .share,
+               (try? pair.source.linkAt(entry.name, to: pair.destination, entry.name)) != nil {
+                tally.linked += 1
+                continue
+            }
             let st: FileStat
             do { st = try pair.source.statAt(entry.name) } catch where error.code == ENOENT { continue }
             if st.isDirectory { subdirectories.append((pair, entry.name)); continue }
