@@ -76,6 +76,35 @@ struct BaseFailureTests {
         }
     }
 
+    @Test("a private slot starts from the base too; --from none starts cold; --from NAME picks a base; an existing cache is never reseeded")
+    func choosingTheBase() throws {
+        let root = TempDir()
+        try makeBulkKey("main", root: root.path, crates: 3, files: 3)
+        #expect(try silo(["promote", "--key", "main", "--no-verify"], root: root.path).status == 0)
+        #expect(try silo(["promote", "--key", "main", "--no-verify", "--as", "other"], root: root.path).status == 0)
+        let crate = "home/registry/src/fake-0000000000000000/crate3-1.0.0/.cargo-ok"
+
+        let started = root.file("started")
+        let holder = start(Repo.silo, ["--root", root.path, "exec", "--key", "pr-5", "--", "sh", "-c", "touch \(started); sleep 30"])
+        try holder.run()
+        defer { holder.terminate(); _ = holder.wait() }
+        #expect(eventually { exists(started) })
+        let side = try silo(["exec", "--key", "pr-5", "--share", "private", "--", "true"], root: root.path)
+        #expect(side.status == 0 && side.stderr.contains("created cache key 'pr-5' slot 2 from base default/1"), "\(side.stderr)")
+        #expect(exists(root.file("caches/pr-5/2/" + crate)))
+
+        let cold = try silo(["exec", "--key", "pr-6", "--from", "none", "--", "true"], root: root.path)
+        #expect(cold.status == 0 && !cold.stderr.contains("from base"), "\(cold.stderr)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: root.file("caches/pr-6/1/home/registry")).isEmpty)
+        #expect(CacheLayout.base(ofSlot: root.file("caches/pr-6/1")) == nil)
+
+        let named = try silo(["exec", "--key", "pr-7", "--from", "other", "--", "true"], root: root.path)
+        #expect(named.stderr.contains("from base other/1"), "\(named.stderr)")
+        let again = try silo(["exec", "--key", "pr-7", "--from", "default", "--", "true"], root: root.path)
+        #expect(again.status == 0 && !again.stderr.contains("created"), "an existing cache is used as it is: \(again.stderr)")
+        #expect(CacheLayout.base(ofSlot: root.file("caches/pr-7/1"))?.description == "other/1")
+    }
+
     @Test("promote refuses a key whose cache cargo would fail on, unless --no-verify")
     func promoteVerifies() throws {
         let root = TempDir()

@@ -111,11 +111,16 @@ final class BaseTests {
         #expect(try treeDigest(baseHome(root)) == baseBefore, "the base is byte for byte the same")
         #expect(try treeDigest(pr2Home) == pr2Before, "the other cache is byte for byte the same")
 
-        // The untouched PR still builds offline from what it shares; verify finds nothing wrong
-        // with its shared, root-owned inodes and heal gives none of them to the runner.
-        let pr2Build = try siloWithToolchain(["exec", "--key", "pr-2", "--user", "1000", "--cargo-config", registry.configPath, "--", "sh", "-c", "cargo build --offline --locked 2>&1"],
-                                             root: root, cwd: w2, scratch: scratch)
+        // The untouched PR still builds offline from what it shares -- even a crate whose marker
+        // it lost, which cargo unpacks again over the links (replacing them, never writing through);
+        // verify finds nothing wrong with its shared, root-owned inodes and heal gives none of them
+        // to the runner.
+        let relinked = try firstFile(under: pr2Home + "/registry/src", named: ".cargo-ok")
+        let pr2Build = try siloWithToolchain(["exec", "--key", "pr-2", "--user", "1000", "--cargo-config", registry.configPath, "--", "sh", "-c",
+                                              "rm \(relinked) && cargo build --offline --locked 2>&1"], root: root, cwd: w2, scratch: scratch)
         #expect(pr2Build.status == 0, "\(pr2Build.stdout)")
+        #expect(try linkCount(relinked) == 1 && FileSystem.status(relinked)?.uid == 1000, "cargo re-extracted that crate as the job's own files")
+        #expect(try treeDigest(baseHome(root)) == baseBefore, "re-extraction over links leaves the base alone")
         let verify = try silo(["verify", "--key", "pr-2", "--uid", "1000", "--heal", "--json"], root: root)
         let problems = (try jsonObject(verify.stdout)["problems"] as? [[String: Any]] ?? []).filter { $0["severity"] as? String != "info" }
         #expect(problems.isEmpty, "\(problems)")
