@@ -105,6 +105,28 @@ struct BaseFailureTests {
         #expect(CacheLayout.base(ofSlot: root.file("caches/pr-7/1"))?.description == "other/1")
     }
 
+    @Test("promote waits for the key's job only when asked, naming the holder; --user needs root")
+    func promoteBusy() throws {
+        let root = TempDir()
+        try makeBulkKey("main", root: root.path, crates: 1, files: 1)
+        let started = root.file("started")
+        let job = start(Repo.silo, ["--root", root.path, "exec", "--key", "main", "--", "sh", "-c", "touch \(started); sleep 1"])
+        try job.run()
+        #expect(eventually { exists(started) })
+        let busy = try silo(["promote", "--key", "main", "--no-verify"], root: root.path)
+        #expect(busy.status == 75 && busy.stderr.contains("is in use (held by") && busy.stderr.contains("sleep 1"), "\(busy.stderr)")
+        let waited = try silo(["promote", "--key", "main", "--no-verify", "--wait", "30"], root: root.path)
+        #expect(waited.status == 0, "\(waited.stderr)")
+        #expect(job.wait().status == 0)
+        #expect(generations(root.path) == ["1"])
+
+        if runningAsRoot {
+            try sh("chmod 755 \(root.path)")
+            let r = try siloAs(uid: 1000, ["exec", "--key", "pr-1", "--user", "1000", "--", "true"], root: root.path + "/elsewhere")
+            #expect(r.status == 2 && r.stderr.contains("--user needs silo to run as root"), "\(r.stderr)")
+        }
+    }
+
     @Test("promote refuses a key whose cache cargo would fail on, unless --no-verify")
     func promoteVerifies() throws {
         let root = TempDir()
