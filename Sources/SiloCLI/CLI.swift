@@ -29,6 +29,7 @@ public enum SiloCLI {
         DuCommand.self,
         ExecCommand.self,
         KeyCommand.self,
+        LeaseCommand.self,
         ListCommand.self,
         PromoteCommand.self,
         ReapCommand.self,

@@ -248,7 +248,7 @@ struct ParserTests {
         #expect(command.key == "pr-1")
         #expect(command.mode == .private)
         #expect(command.wait == nil)
-        #expect(command.withCredentials)
+        #expect(command.provision.withCredentials)
         #expect(command.noTarget)
         #expect(command.command == ["cargo", "test"])
     }

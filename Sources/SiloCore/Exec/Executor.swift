@@ -51,14 +51,14 @@ public struct Executor {
     public func run(_ request: ExecRequest) throws(SiloError) -> Int32 {
         guard let name = request.command.first else { throw .usage("exec needs a command after the options, like: silo exec --key pr-1 -- cargo build") }
         let executable = try Self.resolve(name, path: request.environment["PATH"])
-        if request.user != nil && Identity.effectiveUID != 0 {
-            throw SiloError.usage("--user needs silo to run as root (it runs as uid \(Identity.effectiveUID)); run the job without --user")
-        }
-        try root.prepare()
-        let seeder = Seeder(root: root, choice: request.from, method: request.seedMethod,
-                            jobUID: request.user?.uid ?? Identity.realUID, owner: request.user)
-        try seeder.check()
-        let config = try CargoConfigSource.locate(explicit: request.cargoConfig, environment: request.environment, root: root)
+        var provision = ProvisionRequest(key: request.key, environment: request.environment)
+        provision.from = request.from
+        provision.seedMethod = request.seedMethod
+        provision.user = request.user
+        provision.cargoConfig = request.cargoConfig
+        provision.withCredentials = request.withCredentials
+        let provisioner = Provisioner(root: root, log: log)
+        let (seeder, config) = try provisioner.check(provision)
 
         // Opened before any cache is created, so a fresh store never mistakes a new cache for a lost record.
         var store: Store? = try Store(root: root)
@@ -71,20 +71,7 @@ public struct Executor {
         }
         defer { lease.release() }
 
-        let layout = CacheLayout(root: root)
-        if let created = try layout.ensure(request.key, lease.slot, seeder: seeder, owner: request.user) {
-            if let s = created.seeded {
-                let r = s.report
-                log.info("created cache key '\(request.key)' slot \(lease.slot) from base \(s.base) by \(s.method.rawValue): "
-                    + "\(r.linked + r.reflinked) files shared, \(r.copied) copied (\(formatBytes(r.bytesCopied))) in \(String(format: "%.2f", s.seconds)) s")
-            } else {
-                log.info("created cache key '\(request.key)' slot \(lease.slot)")
-            }
-        }
-        let paths = layout.paths(request.key, lease.slot)
-        try config.install(into: paths.home, withCredentials: request.withCredentials)
-
-        try store?.recordStart(key: request.key, slot: lease.slot, at: Clock.now())
+        let paths = try provisioner.prepare(provision, slot: lease.slot, seeder: seeder, config: config, store: store)
         // No connection stays open for the job's hours: the last close checkpoints the WAL away, so
         // readers (a dry-run reap) see the store as it is without writing beside it.
         store = nil
@@ -103,7 +90,8 @@ public struct Executor {
             try lease.setInheritable(true)
             let environment = env.map { "\($0.key)=\($0.value)" }.sorted()
             let pid: pid_t
-            if let user = request.user {
+            // (--user naming silo's own uid needs no change of credentials, and could not drop groups.)
+            if let user = request.user, Identity.effectiveUID == 0 {
                 pid = try Spawn.start(executable: executable, arguments: request.command, environment: environment, uid: user.uid, gid: user.gid)
             } else {
                 pid = try Spawn.start(executable: executable, arguments: request.command, environment: environment)

@@ -16,6 +16,8 @@
 //                joins a private one, and a private job never takes a slot that a shared job is in.
 //   <slot>.holders/<silo-pid>   who holds it (pid, job pid, uid, mode, command, since): information
 //                only, for the "waiting for ..." message and `silo ls`; the locks are the truth.
+//   <slot>.recorded/<holder>    recorded leases, for work silo does not parent (RecordedLease.swift):
+//                holders with a TTL instead of a process.
 //
 // Modes:
 //   locked  (default) slot 1; waits for the other locked/private holder. Runs beside shared holders,
@@ -41,9 +43,24 @@ public struct HolderInfo: Codable, Equatable, Sendable {
     public var mode: String
     public var command: String
     public var since: Double
+    /// A recorded lease's holder id (RecordedLease); nil for a job silo runs.
+    public var holder: String?
+    /// When a recorded lease expires.
+    public var expires: Double?
+
+    public init(pid: Int32, jobPid: Int32?, uid: UInt32, mode: String, command: String, since: Double, holder: String? = nil, expires: Double? = nil) {
+        self.pid = pid
+        self.jobPid = jobPid
+        self.uid = uid
+        self.mode = mode
+        self.command = command
+        self.since = since
+        self.holder = holder
+        self.expires = expires
+    }
 
     enum CodingKeys: String, CodingKey {
-        case pid, uid, mode, command, since
+        case pid, uid, mode, command, since, holder, expires
         case jobPid = "job_pid"
     }
 
@@ -53,7 +70,8 @@ public struct HolderInfo: Codable, Equatable, Sendable {
     }
 
     public var summary: String {
-        "pid \(jobPid ?? pid) (\(command)) since \(formatTimestamp(since))"
+        if let holder, let expires { return "recorded lease '\(holder)' until \(formatTimestamp(expires))" }
+        return "pid \(jobPid ?? pid) (\(command)) since \(formatTimestamp(since))"
     }
 }
 
@@ -120,8 +138,38 @@ public struct LeaseManager {
 
     /// Takes a lease on `key` in `mode`. `wait` bounds the wait for a busy key (nil: wait forever);
     /// `onBusy` is called once, before waiting, with the holders that are in the way.
-    public func acquire(key: CacheKey, mode: ShareMode, wait: Double?, command: String,
+    /// Recorded leases (RecordedLease) in the way count like holders: the flocks are let go and
+    /// taken again after a poll interval until the record is released or expires. `renewing`: a
+    /// recorded holder's own record is no obstacle to itself.
+    public func acquire(key: CacheKey, mode: ShareMode, wait: Double?, command: String, renewing: HolderID? = nil,
                         onBusy: ([HolderInfo]) -> Void) throws(SiloError) -> Lease {
+        let deadline = wait.map { Clock.monotonic() + $0 }
+        var reported = false
+        var skipSlots = Set<Int>()
+        while true {
+            let remaining = deadline.map { max(0, $0 - Clock.monotonic()) }
+            let lease = try acquireFlocks(key: key, mode: mode, wait: remaining, command: command, skipSlots: skipSlots,
+                                          onBusy: reported ? { _ in } : onBusy)
+            let blocking = liveRecords(key: key, slot: lease.slot).filter {
+                $0.holder != renewing?.rawValue && RecordedLease.conflicts(held: ShareMode(rawValue: $0.mode) ?? .locked, wanted: mode)
+            }
+            if blocking.isEmpty { return lease }
+            lease.release()
+            if mode == .private {
+                // Another slot may be free of records.
+                skipSlots.insert(lease.slot)
+                continue
+            }
+            if !reported { onBusy(blocking.map(\.info)); reported = true }
+            if let deadline, Clock.monotonic() >= deadline {
+                throw SiloError("key '\(key)' slot \(lease.slot) is busy: held by \(blocking[0].info.summary); gave up after --wait \(formatDuration(wait ?? 0))", exitCode: ExitCode.busy)
+            }
+            Clock.sleep(seconds: Self.pollInterval * 4)
+        }
+    }
+
+    func acquireFlocks(key: CacheKey, mode: ShareMode, wait: Double?, command: String, skipSlots: Set<Int>,
+                       onBusy: ([HolderInfo]) -> Void) throws(SiloError) -> Lease {
         do {
             try FileSystem.makeDirectories(root.lockDirectory(key), mode: 0o755)
         } catch {
@@ -142,7 +190,7 @@ public struct LeaseManager {
                 try take(priv, .shared, key: key, slot: 1, deadline: deadline, wait: wait, onBusy: onBusy)
                 try checkSameUID(key: key, slot: 1)
             case .private:
-                slot = try takePrivateSlot(key: key, fds: &fds)
+                slot = try takePrivateSlot(key: key, fds: &fds, skip: skipSlots)
             }
             let use = try openLock(key, slot, "use")
             fds.append(use)
@@ -186,8 +234,8 @@ public struct LeaseManager {
     }
 
     /// The lowest slot that nobody holds in any mode.
-    func takePrivateSlot(key: CacheKey, fds: inout [FileDescriptor]) throws(SiloError) -> Int {
-        for slot in 1...Self.maxPrivateSlots {
+    func takePrivateSlot(key: CacheKey, fds: inout [FileDescriptor], skip: Set<Int> = []) throws(SiloError) -> Int {
+        for slot in 1...Self.maxPrivateSlots where !skip.contains(slot) {
             let excl = try openLock(key, slot, "excl")
             let priv: FileDescriptor
             do { priv = try openLock(key, slot, "priv") } catch { excl.close(); throw error }
@@ -222,11 +270,13 @@ public struct LeaseManager {
                   let info = try? JSONDecoder().decode(HolderInfo.self, from: data) else { continue }
             if info.isAlive { result.append(info) } else if prune { unlink(path) }
         }
+        result += liveRecords(key: key, slot: slot).map(\.info)
         return result.sorted { $0.since < $1.since }
     }
 
     /// Whether anyone holds a slot: tries the collector's exclusive lock on `.use` and lets it go.
     public func isLeased(key: CacheKey, slot: Int) -> Bool {
+        if !liveRecords(key: key, slot: slot).isEmpty { return true }
         guard let fd = try? FileDescriptor.open(lockPath(key, slot, "use"), [.readOnly, .noFollow, .closeOnExec]) else { return false }
         defer { fd.close() }
         return !((try? fd.tryLock(.exclusive)) ?? true)
@@ -243,7 +293,13 @@ public struct LeaseManager {
         }
         let fd = try openLock(key, slot, "use")
         do {
-            if try fd.tryLock(.exclusive) { return fd }
+            // Under the hold no record can be written (its writer holds `.use` shared), so an
+            // unexpired one seen now stays in the way until the hold is let go.
+            if try fd.tryLock(.exclusive) {
+                if liveRecords(key: key, slot: slot).isEmpty { return fd }
+                fd.close()
+                return nil
+            }
         } catch {
             fd.close()
             throw SiloError("cannot lock \(lockPath(key, slot, "use")): \(error)")

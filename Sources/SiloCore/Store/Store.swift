@@ -204,6 +204,14 @@ public final class Store {
         }
     }
 
+    /// A recorded lease ends: last use moves to now; the exit status is kept when known.
+    public func recordRelease(key: CacheKey, slot: Int, at now: Double, exitStatus: Int32?) throws(SiloError) {
+        if let exitStatus { return try recordEnd(key: key, slot: slot, at: now, exitStatus: exitStatus) }
+        try withRecovery {
+            try db.query("UPDATE caches SET last_used = ?3 WHERE key = ?1 AND slot = ?2", [.text(key.rawValue), .integer(Int64(slot)), .real(now)])
+        }
+    }
+
     public func recordSize(key: CacheKey, slot: Int, bytes: Int64, at now: Double) throws(SiloError) {
         try withRecovery {
             try db.query("UPDATE caches SET bytes = ?3, bytes_measured = ?4 WHERE key = ?1 AND slot = ?2",
