@@ -27,10 +27,14 @@ public enum SiloCLI {
 
     public static let commandTypes: [any SiloCommand.Type] = [
         DuCommand.self,
+        EnvCommand.self,
         ExecCommand.self,
+        FixOwnerCommand.self,
+        HookCommand.self,
         KeyCommand.self,
         LeaseCommand.self,
         ListCommand.self,
+        MountCommand.self,
         PromoteCommand.self,
         ReapCommand.self,
         VerifyCommand.self,

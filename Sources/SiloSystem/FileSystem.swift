@@ -140,6 +140,7 @@ public enum Identity {
     public static var effectiveGID: gid_t { getegid() }
     public static var processID: pid_t { getpid() }
     public static var realUID: uid_t { getuid() }
+    public static var realGID: gid_t { getgid() }
 
     /// The primary group of `uid` from the passwd database.
     public static func primaryGroup(of uid: uid_t) -> gid_t? {

@@ -79,7 +79,10 @@ struct ListCommand: SiloCommand {
         var table = [["KEY", "SLOT", "STATE", "SIZE"] + (measure ? ["UNIQUE"] : []) + ["BASE", "LAST USED", "USES"]]
         for r in rows {
             var state = r.state
-            if let h = r.holders.first { state = "leased by \(h.jobPid ?? h.pid) (\(h.command.prefix(40)))" + (r.holders.count > 1 ? " +\(r.holders.count - 1)" : "") }
+            if let h = r.holders.first {
+                let who = h.holder.map { "'\($0)' until \(formatTimestamp(h.expires ?? 0))" } ?? "\(h.jobPid ?? h.pid) (\(h.command.prefix(40)))"
+                state = "leased by \(who)" + (r.holders.count > 1 ? " +\(r.holders.count - 1)" : "")
+            }
             let size = r.bytes.map { formatBytes($0) + (measure ? "" : "*") } ?? "-"
             let unique = measure ? [r.unique_bytes.map(formatBytes) ?? "-"] : []
             table.append([r.key, String(r.slot), state, size] + unique + [r.base ?? "-", formatAge(Double(r.last_used), now: now), String(r.uses)])

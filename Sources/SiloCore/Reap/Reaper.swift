@@ -2,6 +2,7 @@
 //
 // One run:
 //   1. finish the trash: entries an interrupted reap (or exec) left are deleted first;
+//   1b. report and drop recorded leases whose TTL ran out (RecordedLease);
 //   2. sync the store with the disk: unknown cache directories get a record, records without a
 //      directory are dropped, directories that are no cache (no `.silo-cache` marker, a name that
 //      is no key or slot) are orphans;
@@ -80,8 +81,19 @@ public struct ReapReport: Sendable, Encodable {
         public var bytes: Int64
     }
 
+    public struct ExpiredLease: Sendable, Encodable {
+        public var holder: String
+        public var key: String
+        public var slot: Int
+        public var expired: Double
+        /// dropped, would-drop
+        public var action: String
+    }
+
     public var dry_run = false
     public var caches: [Cache] = []
+    /// Recorded leases whose TTL ran out without a release.
+    public var expired_leases: [ExpiredLease] = []
     public var bases: [Base] = []
     public var orphans: [Orphan] = []
     public var targets: [Target] = []
@@ -143,6 +155,16 @@ public struct Reaper {
 
         // 1. Finish what an interrupted run left in the trash.
         finishTrash(&report, store: store, dryRun: options.dryRun)
+
+        // 1b. Recorded leases that ran out: reported and dropped, so they stop counting as holders.
+        let now0 = Clock.now()
+        for r in leases.allRecords() where r.isExpired(at: now0) {
+            report.expired_leases.append(.init(holder: r.holder, key: r.key, slot: r.slot, expired: r.expires, action: options.dryRun ? "would-drop" : "dropped"))
+            if !options.dryRun {
+                leases.dropRecord(r)
+                log.warning("recorded lease '\(r.holder)' on \(r.key) slot \(r.slot) expired at \(formatTimestamp(r.expires)) without a release; dropped")
+            }
+        }
 
         // 2. What exists: caches, orphans; the store brought in line.
         let (found, orphans) = scanCaches()
