@@ -26,6 +26,7 @@ public enum SiloCLI {
     public static let version = "0.1.0"
 
     public static let commandTypes: [any SiloCommand.Type] = [
+        DiagnoseCommand.self,
         DuCommand.self,
         EnvCommand.self,
         ExecCommand.self,
