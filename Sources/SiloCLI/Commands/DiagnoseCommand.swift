@@ -8,6 +8,7 @@ struct DiagnoseCommand: SiloCommand {
         summary: "Read a failed CI log: name the cache failure, quote the lines, give the causes and the fix.",
         options: [
             OptionSpec("--uid", value: "N", help: "The runner uid, for the fix of a foreign-ownership failure. Default: $(id -u) in the printed command."),
+            OptionSpec("--key", value: "KEY", help: "The job's cache key, for the fix when the log does not name it (a container's paths do not)."),
             OptionSpec("--json", help: "Print the diagnosis as JSON (null when none is known)."),
         ],
         positionals: ["LOGFILE?"],
@@ -21,6 +22,7 @@ struct DiagnoseCommand: SiloCommand {
 
     var path: String?
     var uid: UInt32?
+    var key: String?
     var json: Bool
 
     /// Logs are read whole; a CI log over this is cut to its last part, where the failure is.
@@ -30,6 +32,7 @@ struct DiagnoseCommand: SiloCommand {
         path = args.positionals.first.flatMap { $0 == "-" ? nil : $0 }
         uid = try args.value("--uid").map { v throws(SiloError) in try VerifyCommand.id(v, flag: "--uid") }
         json = args.flag("--json")
+        key = try args.value("--key").map { k throws(SiloError) in try CacheKey(validating: k).rawValue }
     }
 
     func run(_ context: Context) throws(SiloError) -> Int32 {
@@ -46,7 +49,7 @@ struct DiagnoseCommand: SiloCommand {
         }
         let text = String(decoding: data, as: UTF8.self)
         let lines = text.split(separator: "\n", omittingEmptySubsequences: false).count
-        let d = Diagnoser.diagnose(text, runnerUID: uid)
+        let d = Diagnoser.diagnose(text, runnerUID: uid, key: key)
         if json {
             if let d { print(try encodeJSON(d)) } else { print("null") }
             return d == nil ? 0 : ExitCode.failure

@@ -9,7 +9,7 @@ extension Diagnoser {
 
     /// The fix's target: `--key K` for a silo cache, `--cargo-home H` for a bare one.
     static func target(_ c: PathContext?, log: Log) -> (flag: String, key: String?) {
-        if let key = c?.key { return ("--key \(key)", key) }
+        if let key = c?.key ?? log.key { return ("--key \(key)", key) }
         // A silo line elsewhere in the log ("silo: created cache key 'pr-1'") names the key too.
         for l in log.lines {
             if let m = firstMatch(#"^silo: .*key '([A-Za-z0-9][A-Za-z0-9._-]{0,63})'"#, l) { return ("--key \(m.1[1])", m.1[1]) }
@@ -30,7 +30,7 @@ extension Diagnoser {
             guard let c = story.lazy.compactMap({ PathContext.find(in: log.lines[$0]) }).first else { continue }
             let t = target(c, log: log)
             let uid = runner.map(String.init) ?? "$(id -u)", gid = runner.map(String.init) ?? "$(id -g)"
-            let fix = t.key != nil ? "sudo silo fix-owner \(t.flag) --uid \(uid) --gid \(gid)" : "sudo silo verify --heal \(t.flag) --uid \(uid)"
+            let fix = t.flag.hasPrefix("--key") ? "sudo silo fix-owner \(t.flag) --uid \(uid) --gid \(gid)" : "sudo silo verify --heal \(t.flag) --uid \(uid)"
             return Diagnosis(class: .foreignOwnership, title: FailureClass.foreignOwnership.title, lines: log.matched(story),
                              causes: ["cargo could not open \(c.path): Permission denied (os error 13)",
                                       "that file belongs to another uid than the one this job runs as",

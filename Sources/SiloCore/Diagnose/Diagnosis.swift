@@ -62,11 +62,13 @@ struct PathContext {
 
     /// The first path in `text` under a registry or target dir.
     static func find(in text: String) -> PathContext? {
-        // A CARGO_HOME path (<home>/registry/..., <home>/git/...) or a target-dir path (<dir>/target/...,
-        // or <dir>/debug|release/build|deps|incremental|.fingerprint/... for a custom target dir).
-        guard let m = firstMatch(#"(/[^\s`'"]*?)/(registry|git)/[^\s`'":]*|(/[^\s`'"]*?/target)/[^\s`'":]*|/[^\s`'"]*?/(debug|release)/(build|deps|incremental|\.fingerprint)/[^\s`'":]*"#, text) else { return nil }
+        // A CARGO_HOME path (<home>/registry/..., <home>/git/..., its lock files) or a target-dir
+        // path (<dir>/target/..., or <dir>/debug|release/... for a target dir of another name, as
+        // a container's /cargo-target is).
+        guard let m = firstMatch(#"(/[^\s`'"]*?)/(registry|git)/[^\s`'":]*|(/[^\s`'"]*?)/\.package-cache[^\s`'":]*|/[^\s`'"]*?/target/[^\s`'":]*|/[^\s`'"]*?/(debug|release)/[^\s`'":]+"#, text) else { return nil }
         let path = m.0
-        var c = PathContext(key: nil, slot: nil, home: m.1.count > 1 && !m.1[1].isEmpty ? m.1[1] : nil, path: path)
+        let home = [m.1[1], m.1[3]].first { !$0.isEmpty }
+        var c = PathContext(key: nil, slot: nil, home: home, path: path)
         if let k = firstMatch(#"/caches/([A-Za-z0-9][A-Za-z0-9._-]{0,63})/([0-9]+)/(home|target)/"#, path) {
             c.key = k.1[1]
             c.slot = Int(k.1[2])
@@ -89,10 +91,12 @@ func firstMatch(_ pattern: String, _ text: String) -> (String, [String])? {
 
 public enum Diagnoser {
     /// The cache failure `log` shows, nil when it shows none that silo knows.
-    public static func diagnose(_ log: String, runnerUID: UInt32? = nil) -> Diagnosis? {
+    /// `key`: the job's key, for the fix when the log's paths do not name it (a container's
+    /// /cargo-home says nothing of the key it was mounted from).
+    public static func diagnose(_ log: String, runnerUID: UInt32? = nil, key: String? = nil) -> Diagnosis? {
         let lines = log.split(separator: "\n", omittingEmptySubsequences: false).map { String($0).replacingOccurrences(of: "\r", with: "") }
         for detector in detectors {
-            if let d = detector(Log(lines: lines), runnerUID) { return d }
+            if let d = detector(Log(lines: lines, key: key), runnerUID) { return d }
         }
         return nil
     }
@@ -107,6 +111,8 @@ public enum Diagnoser {
 /// The log as lines, with the searches the detectors share.
 struct Log: Sendable {
     let lines: [String]
+    /// The key given with --key, when the caller knows it.
+    var key: String? = nil
 
     /// Indices of lines matching `pattern`.
     func find(_ pattern: String) -> [Int] {

@@ -44,8 +44,11 @@ public struct WalkReport: Sendable, Equatable {
     public var diskBytes: Int64 = 0
     /// Sum of st_size (measuring only).
     public var apparentBytes: Int64 = 0
-    /// Changing owners: read-only files with other links (shared with a base), left as they are.
+    /// Changing owners: files with a link outside the tree (a base's inode, shared by a hard link;
+    /// anything linked in from elsewhere), left as they are.
     public var sharedSkipped = 0
+    /// Measuring: inodes with several links, every one of them inside the tree.
+    var containedLinkedInodes: Set<UInt64> = []
     /// Directories on another mount, left alone.
     public var skippedMounts: [String] = []
     public var failures: [WalkFailure] = []
@@ -89,19 +92,23 @@ public enum TreeWalk {
     }
 
     /// Gives every entry of the tree at `path` (itself included) to uid:gid, never following a
-    /// symlink (a link is changed itself) and never crossing into another mount.
+    /// symlink (a link is changed itself) and never crossing into another mount. A file with more
+    /// than one link is changed only when every link is inside the tree: chown acts on the inode,
+    /// so changing one linked in from outside (a base's read-only inode, a file someone hard-linked
+    /// in) would change it there too. A first, measuring walk counts the links.
     public static func changeOwner(_ path: String, uid: UInt32, gid: UInt32) throws(Errno) -> WalkReport {
-        try run(path, .chown(uid: uid, gid: gid))
+        let counted = try run(path, .measure)
+        return try run(path, .chown(uid: uid, gid: gid), contained: counted.containedLinkedInodes)
     }
 
-    static func run(_ path: String, _ mode: Mode) throws(Errno) -> WalkReport {
+    static func run(_ path: String, _ mode: Mode, contained: Set<UInt64> = []) throws(Errno) -> WalkReport {
         let (parentPath, name) = splitPath(path)
         let parent = try FileDescriptor.open(parentPath, [.readOnly, .directory, .closeOnExec])
         defer { parent.close() }
         let st: FileStat
         do { st = try parent.statAt(name) } catch where error.code == ENOENT { return WalkReport() }
         var report = WalkReport()
-        if case .chown(let uid, let gid) = mode, st.uid != uid || st.gid != gid, !Walk.isSharedWithBase(st) {
+        if case .chown(let uid, let gid) = mode, st.uid != uid || st.gid != gid, st.isDirectory || st.links <= 1 {
             try parent.changeOwnerAt(name, uid: uid, gid: gid)
             report.files += 1
         }
@@ -119,6 +126,7 @@ public enum TreeWalk {
             return report
         }
         let walk = Walk(mode: mode, top: st)
+        walk.contained = contained
         walk.extentAware = mode == .measure && FileSystem.reflinkFilesystems.contains((try? FileSystem.filesystemType(path)) ?? 0)
         let top = DirectoryNode(fd: parent, stat: st, parent: nil, name: parentPath, path: parentPath)
         walk.push([(top, name)])
@@ -181,6 +189,8 @@ final class Walk: @unchecked Sendable {
     let isRoot = geteuid() == 0
     /// Look at each file's extents (FIEMAP), on filesystems where files can share them.
     var extentAware = false
+    /// Changing owners: the multi-linked inodes whose every link is inside the tree.
+    var contained: Set<UInt64> = []
     let lock = NSCondition()
     var pending: [(DirectoryNode, String)] = []
     var busy = 0
@@ -232,7 +242,8 @@ final class Walk: @unchecked Sendable {
             inodes.merge(t.multiLinked) { a, b in var m = a; m.seen += b.seen; return m }
             extents.merge(t.sharedExtents) { a, b in max(a, b) }
         }
-        for inode in inodes.values {
+        for (number, inode) in inodes {
+            if inode.seen >= inode.links { report.containedLinkedInodes.insert(number) }
             report.bytes += inode.allocated
             report.diskBytes += inode.allocated - inode.shared
             if inode.seen >= inode.links { report.uniqueBytes += inode.allocated - inode.shared }
@@ -295,7 +306,7 @@ final class Walk: @unchecked Sendable {
                 if st.isDirectory { subdirectories.append((node, entry.name)); continue }
                 if case .chown(let uid, let gid) = mode {
                     if top.isOtherMount(st) { continue }
-                    if Self.isSharedWithBase(st) { tally.report.sharedSkipped += 1; continue }
+                    if !st.isDirectory && st.links > 1 && !contained.contains(st.inode) { tally.report.sharedSkipped += 1; continue }
                     if st.uid != uid || st.gid != gid {
                         do { try fd.changeOwnerAt(entry.name, uid: uid, gid: gid); tally.report.files += 1 } catch { fail(path + "/" + entry.name, error, keep: node, tally: &tally) }
                     }
