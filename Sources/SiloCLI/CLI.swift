@@ -44,6 +44,7 @@ public enum SiloCLI {
     public static let globalOptions: [OptionSpec] = [
         OptionSpec("--root", value: "DIR", help: "Where caches live. Default: $SILO_ROOT, else /var/lib/silo as root, else $XDG_CACHE_HOME/silo or ~/.cache/silo."),
         OptionSpec("--quiet", help: "Print errors only."),
+        OptionSpec("--log-format", value: "FORMAT", help: "text (default: 'silo: message') or json (one object per line: time, level, message, pid) for journald and log shippers."),
     ]
 
     public static var parser: Parser {
@@ -53,7 +54,7 @@ public enum SiloCLI {
     /// Runs silo with `arguments` (without argv[0]) and returns the exit status.
     public static func main(arguments: [String], environment: [String: String]) -> Int32 {
         var log = Logger()
-        do {
+        do throws(SiloError) {
             let invocation = try parser.parse(arguments)
             switch invocation {
             case .version:
@@ -64,6 +65,10 @@ public enum SiloCLI {
                 return 0
             case .run(let spec, let parsed):
                 if parsed.flag("--quiet") { log.level = .error }
+                if let f = parsed.value("--log-format") {
+                    guard let format = Logger.Format(rawValue: f) else { throw .usage("--log-format '\(displayable(f))' is not a log format; expected text or json") }
+                    log.format = format
+                }
                 let context = Context(environment: environment, rootFlag: parsed.value("--root"), log: log)
                 guard let type = commandTypes.first(where: { $0.spec.name == spec.name }) else { return ExitCode.usage }
                 let command = try type.init(parsed)

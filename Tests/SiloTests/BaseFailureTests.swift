@@ -187,7 +187,13 @@ struct BaseFailureTests {
             let key = "pr-\(trial)"
             let p = start(Repo.silo, ["--root", root.path, "exec", "--key", key, "--seed", "copy", "--", "true"])
             try p.run()
-            usleep(useconds_t(Double.random(in: 0.3...0.9, using: &rng) * length * 1e6))
+            // Odd trials kill at a random point of a seeding's length; even ones as soon as the
+            // staging directory has sources in it, which is mid-way however loaded the machine is.
+            if trial % 2 == 1 {
+                usleep(useconds_t(Double.random(in: 0.3...0.9, using: &rng) * length * 1e6))
+            } else {
+                _ = eventually(10) { exists(root.file("caches/\(key)/.new-1-\(p.pid)/home/registry/src")) }
+            }
             kill(p.pid, SIGKILL)
             _ = p.wait()
             let entries = cacheEntries(root.path, key)
@@ -202,7 +208,11 @@ struct BaseFailureTests {
 
             let q = start(Repo.silo, ["--root", root.path, "promote", "--key", "main", "--no-verify"])
             try q.run()
-            usleep(useconds_t(Double.random(in: 0.3...0.9, using: &rng) * promotionLength * 1e6))
+            if trial % 2 == 1 {
+                usleep(useconds_t(Double.random(in: 0.3...0.9, using: &rng) * promotionLength * 1e6))
+            } else {
+                _ = eventually(10) { exists(root.file("bases/default/.new-\(q.pid)/home/registry/src")) }
+            }
             kill(q.pid, SIGKILL)
             _ = q.wait()
             if generations(root.path).contains(where: { $0.hasPrefix(".new-") }) { interruptedPromotions += 1 }

@@ -35,11 +35,13 @@ public func formatBytes(_ bytes: Int64) -> String {
 }
 
 /// UTC, to the second, ISO 8601: sortable and unambiguous across a fleet's time zones.
-public func formatTimestamp(_ seconds: Double) -> String {
-    var t = time_t(seconds)
+public func formatTimestamp(_ seconds: Double, fractional: Bool = false) -> String {
+    var t = time_t(seconds.rounded(.down))
     var tm = tm()
     gmtime_r(&t, &tm)
-    return String(format: "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec)
+    let base = String(format: "%04d-%02d-%02dT%02d:%02d:%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec)
+    guard fractional else { return base + "Z" }
+    return base + String(format: ".%03dZ", Int((seconds - seconds.rounded(.down)) * 1000))
 }
 
 /// "3m ago"-style age for tables.
