@@ -35,7 +35,7 @@ let package = Package(
         .target(name: "CSiloShims"),
         .target(name: "SiloSystem", dependencies: ["CSiloShims"]),
         .target(name: "SiloCore", dependencies: ["SiloSystem", "CSQLite", "CZlib", "CCrypto"]),
-        .target(name: "SiloCLI", dependencies: ["SiloCore", "SiloSystem"]),
+        .target(name: "SiloCLI", dependencies: ["SiloCore", "SiloSystem", "CSiloShims"]),
         .executableTarget(name: "silo", dependencies: ["SiloCLI"]),
         .testTarget(name: "SiloTests", dependencies: ["SiloCLI", "SiloCore", "SiloSystem", "silo"]),
     ]

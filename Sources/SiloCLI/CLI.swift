@@ -1,6 +1,7 @@
 // The entry point: parse once, run one command, turn every error into one line and an exit code.
 
 import SiloCore
+import CSiloShims
 import SiloSystem
 import Foundation
 
@@ -24,9 +25,12 @@ public protocol SiloCommand: Sendable {
 
 public enum SiloCLI {
     public static let version = "0.1.0"
+    /// The commit the binary was built from, as `make` passes it to the C shims.
+    public static var commit: String { String(cString: silo_build_commit()) }
 
     public static let commandTypes: [any SiloCommand.Type] = [
         DiagnoseCommand.self,
+        DoctorCommand.self,
         DuCommand.self,
         EnvCommand.self,
         ExecCommand.self,
@@ -58,7 +62,10 @@ public enum SiloCLI {
             let invocation = try parser.parse(arguments)
             switch invocation {
             case .version:
-                print("silo \(version)")
+                print("silo \(version) (commit \(commit))")
+                return 0
+            case .manual:
+                print(Help.manPage(commands: commandTypes.map { $0.spec }, globals: globalOptions), terminator: "")
                 return 0
             case .help(let spec):
                 print(spec.map { Help.command($0, globals: globalOptions) } ?? Help.overview(commands: commandTypes.map { $0.spec }, globals: globalOptions), terminator: "")
@@ -108,6 +115,30 @@ public enum Help {
         if !spec.options.isEmpty { out += "\nOptions:\n" + options(spec.options) }
         out += "\nGlobal options:\n" + options(globals)
         if !spec.discussion.isEmpty { out += "\n" + spec.discussion + "\n" }
+        return out
+    }
+
+    /// silo(1) in roff, from the same specs as --help: `silo --man > silo.1` (what `make install` does).
+    public static func manPage(commands: [CommandSpec], globals: [OptionSpec]) -> String {
+        func roff(_ text: String) -> String {
+            text.replacingOccurrences(of: "\\", with: "\\e").replacingOccurrences(of: "-", with: "\\-")
+                .split(separator: "\n", omittingEmptySubsequences: false)
+                .map { $0.hasPrefix(".") || $0.hasPrefix("'") ? "\\&" + $0 : String($0) }.joined(separator: "\n")
+        }
+        func optionList(_ specs: [OptionSpec]) -> String {
+            specs.map { ".TP\n.B \(roff($0.name))\($0.value.map { " \\fI\(roff($0))\\fR" } ?? "")\n\(roff($0.help))\n" }.joined()
+        }
+        var out = ".TH SILO 1 \"\" \"silo \(SiloCLI.version)\" \"User Commands\"\n"
+        out += ".SH NAME\nsilo \\- one isolated cargo cache per CI job, keyed by PR or ref, held by a lease\n"
+        out += ".SH SYNOPSIS\n.B silo\n[\\fB\\-\\-root\\fR \\fIDIR\\fR] \\fIcommand\\fR [\\fIoptions\\fR]\n"
+        out += ".SH GLOBAL OPTIONS\n" + optionList(globals)
+        out += ".SH COMMANDS\n"
+        for c in commands {
+            out += ".SS \(roff(c.name))\n\(roff(c.summary))\n"
+            if !c.options.isEmpty { out += optionList(c.options) }
+            if !c.discussion.isEmpty { out += ".PP\n\(roff(c.discussion.replacingOccurrences(of: "\n", with: " ")))\n" }
+        }
+        out += ".SH EXIT STATUS\nThe job's own status for exec (128+N if killed by signal N); 1 on error; 2 on a usage error; 75 when a key stayed busy past \\-\\-wait; 126/127 when the command cannot run or is not found.\n"
         return out
     }
 

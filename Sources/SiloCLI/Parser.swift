@@ -56,6 +56,8 @@ public enum Invocation {
     case run(CommandSpec, ParsedArguments)
     case help(CommandSpec?)
     case version
+    /// `--man`: the manual page, for `make install`.
+    case manual
 }
 
 public struct Parser {
@@ -79,6 +81,7 @@ public struct Parser {
                 return .help(nil)
             }
             if arg == "--version" { return .version }
+            if arg == "--man" { return .manual }
             if arg.hasPrefix("-") {
                 try consumeOption(argv, &i, options: globals, context: "silo", into: &parsed)
                 continue

@@ -61,4 +61,7 @@ int silo_fiemap(int fd, unsigned long long start, struct silo_extent *out, int c
 /// (the child has then exited 127). -1 and `child_errno` when fork failed.
 pid_t silo_spawn_as(const char *path, char *const argv[], char *const envp[], uid_t uid, gid_t gid, int *child_errno);
 
+/// The commit silo was built from ("unknown" when the build did not say).
+const char *silo_build_commit(void);
+
 #endif
