@@ -108,6 +108,13 @@ struct VerifyCommand: SiloCommand {
             }
             result.problems += after.problems.filter { !before.contains("\($0.kind.rawValue) \($0.path)") }
         }
+        if let key, let k = try? CacheKey(validating: key), let store = try? Store(root: try context.root()) {
+            // For silo metrics: what verify of a silo cache found and healed.
+            let found = result.problems.filter { $0.severity != .info }
+            try? store.recordVerify(key: k, slot: slot, started: Clock.now() - result.seconds, errors: found.filter { $0.severity == .error }.count,
+                                    warnings: found.filter { $0.severity == .warning }.count, healed: found.filter { $0.healed == true }.count,
+                                    remaining: result.open.count)
+        }
         if json {
             print(try encodeJSON(result))
         } else {

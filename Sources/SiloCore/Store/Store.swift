@@ -33,7 +33,7 @@ public final class Store {
     public private(set) var notices: [String] = []
 
     /// Schema version, kept in SQLite's user_version. A newer one than this is refused, not guessed at.
-    static let schemaVersion: Int64 = 2
+    static let schemaVersion: Int64 = 3
     /// How long a writer waits for another silo's write transaction before failing. Transactions
     /// are a few statements long, so 10 s only runs out when something holds the database wrongly.
     static let busyTimeoutMilliseconds: Int32 = 10_000
@@ -100,6 +100,15 @@ public final class Store {
                     files_deleted INTEGER NOT NULL,
                     bytes_freed INTEGER NOT NULL,
                     failures INTEGER NOT NULL
+                );
+                CREATE TABLE IF NOT EXISTS verify_runs(
+                    started REAL NOT NULL,
+                    key TEXT NOT NULL,
+                    slot INTEGER NOT NULL,
+                    errors INTEGER NOT NULL,
+                    warnings INTEGER NOT NULL,
+                    healed INTEGER NOT NULL,
+                    remaining INTEGER NOT NULL
                 );
                 PRAGMA user_version = \(Self.schemaVersion);
                 """)
@@ -278,6 +287,39 @@ public final class Store {
         try withRecovery {
             try db.query("INSERT INTO reap_runs VALUES(?,?,?,?,?,?)",
                          [.real(started), .real(seconds), .integer(Int64(cachesDeleted)), .integer(Int64(filesDeleted)), .integer(bytesFreed), .integer(Int64(failures))])
+        }
+    }
+
+    /// One `silo verify --key` run: problems found by severity, healed, and left open.
+    public func recordVerify(key: CacheKey, slot: Int, started: Double, errors: Int, warnings: Int, healed: Int, remaining: Int) throws(SiloError) {
+        try withRecovery {
+            try db.query("INSERT INTO verify_runs VALUES(?,?,?,?,?,?,?)",
+                         [.real(started), .text(key.rawValue), .integer(Int64(slot)), .integer(Int64(errors)), .integer(Int64(warnings)),
+                          .integer(Int64(healed)), .integer(Int64(remaining))])
+        }
+    }
+
+    /// Totals of the reap and verify runs recorded, for `silo metrics`.
+    public struct RunTotals: Sendable {
+        public var reapRuns = 0, reapCachesDeleted = 0, reapFilesDeleted = 0, reapFailures = 0
+        public var reapBytesFreed: Int64 = 0
+        public var lastReap: Double?
+        public var verifyRuns = 0, verifyErrors = 0, verifyWarnings = 0, verifyHealed = 0, verifyRemaining = 0
+        public var lastVerify: Double?
+    }
+
+    public func runTotals() throws(SiloError) -> RunTotals {
+        try withRecovery {
+            var t = RunTotals()
+            if let r = try db.query("SELECT COUNT(*), COALESCE(SUM(caches_deleted),0), COALESCE(SUM(files_deleted),0), COALESCE(SUM(bytes_freed),0), COALESCE(SUM(failures),0), MAX(started) FROM reap_runs").first {
+                t.reapRuns = Int(r.int(0) ?? 0); t.reapCachesDeleted = Int(r.int(1) ?? 0); t.reapFilesDeleted = Int(r.int(2) ?? 0)
+                t.reapBytesFreed = r.int(3) ?? 0; t.reapFailures = Int(r.int(4) ?? 0); t.lastReap = r.double(5)
+            }
+            if let r = try db.query("SELECT COUNT(*), COALESCE(SUM(errors),0), COALESCE(SUM(warnings),0), COALESCE(SUM(healed),0), COALESCE(SUM(remaining),0), MAX(started) FROM verify_runs").first {
+                t.verifyRuns = Int(r.int(0) ?? 0); t.verifyErrors = Int(r.int(1) ?? 0); t.verifyWarnings = Int(r.int(2) ?? 0)
+                t.verifyHealed = Int(r.int(3) ?? 0); t.verifyRemaining = Int(r.int(4) ?? 0); t.lastVerify = r.double(5)
+            }
+            return t
         }
     }
 
