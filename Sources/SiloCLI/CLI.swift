@@ -39,6 +39,7 @@ public enum SiloCLI {
         KeyCommand.self,
         LeaseCommand.self,
         ListCommand.self,
+        MetricsCommand.self,
         MountCommand.self,
         PromoteCommand.self,
         ReapCommand.self,
