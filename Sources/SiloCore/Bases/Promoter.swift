@@ -96,11 +96,16 @@ public struct Promoter {
         }
         var report = CloneReport()
         let method: SeedMethod = TreeClone.reflinkSupported(in: staging) ? .reflink : .copy
+        // On a terminal, a count first, so the progress line can say how much is left.
+        let total = isatty(2) == 1 ? (try? TreeWalk.measure(home))?.files : nil
+        let progress = Progress.onTerminal("promoting \(r.key) to base \(r.name)/\(generation) by \(method.rawValue)", total: total)
+        defer { progress?.finish() }
         do {
             var home = CloneOptions(method: method)
             home.topLevel = SeedPolicy.baseEntries
             home.readOnly = true
             home.skipSymlinks = true
+            home.progress = progress
             report.merge(try TreeClone.run(from: root.homePath(r.key, r.slot), into: staging + "/home", home))
             if r.withTarget {
                 try FileSystem.makeDirectories(staging + "/target", mode: 0o755)
@@ -117,6 +122,7 @@ public struct Promoter {
             _ = try? TreeWalk.remove(staging)
             throw SiloError("cannot promote key '\(r.key)' to base '\(r.name)': \(error); nothing was published")
         }
+        progress?.finish()
         let ref = BaseRef(name: r.name, generation: generation)
         log.info("promoted key '\(r.key)' slot \(r.slot) to base \(ref) (\(report.files) files by \(method.rawValue))")
         let retired = bases.generations(r.name).dropLast().map { "\(r.name)/\($0)" }

@@ -74,6 +74,9 @@ public struct Seeder: Sendable {
         do {
             var options = CloneOptions(method: method)
             options.owner = owner
+            let progress = Progress.onTerminal("seeding from base \(hold.ref) by \(method.rawValue)", total: hold.manifest.files)
+            defer { progress?.finish() }
+            options.progress = progress
             report.merge(try TreeClone.run(from: hold.home, into: home, options))
             if let baseTarget = hold.target {
                 // Cargo rewrites target files in place all the time: never linked.

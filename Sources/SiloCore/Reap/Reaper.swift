@@ -215,6 +215,9 @@ public struct Reaper {
         let plan = ReapPlanner.plan(candidates, disk: DiskSpace(total: space.total, available: space.available, otherRootBytes: baseBytes),
                                     policy: options.policy, now: now)
         var deletedSlots = Set<String>()
+        let deleting = plan.filter { $0.verdict.deletes }
+        let progress = options.dryRun ? nil : Progress.onTerminal("reaping", total: deleting.count, unit: "caches")
+        defer { progress?.finish() }
         for decision in plan {
             let c = decision.candidate
             var line = ReapReport.Cache(key: c.key.rawValue, slot: c.slot, action: "kept", reason: describe(decision.verdict, options.policy),
@@ -229,6 +232,7 @@ public struct Reaper {
                     case .deleted(let walk):
                         line.files = walk.files
                         deletedSlots.insert("\(c.key.rawValue)/\(c.slot)")
+                        progress?.advance(bytes: c.bytes)
                         if walk.complete {
                             line.action = "deleted"
                             report.totals.caches_deleted += 1

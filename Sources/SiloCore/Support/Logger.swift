@@ -23,6 +23,7 @@ public struct Logger: Sendable {
     func emit(_ l: Level, _ message: String) {
         guard l.rawValue <= level.rawValue else { return }
         // One write(2) per line: lines from concurrent silo processes never interleave mid-line.
+        Progress.clearForMessage()
         try? FileDescriptor(rawValue: 2).writeAll(Self.line(l, message, format: format, at: Clock.now()))
     }
 

@@ -17,10 +17,14 @@ struct CrateChecker: Sendable {
 
     func checkAll(_ jobs: [CrateJob]) -> [Problem] {
         let results = ResultSlots(count: jobs.count)
+        let progress = Progress.onTerminal(options.deep ? "verifying (deep)" : "verifying", total: jobs.count, unit: "crates")
+        defer { progress?.finish() }
         DispatchQueue.concurrentPerform(iterations: Self.workers) { worker in
             var i = worker
             while i < jobs.count {
                 results.set(i, check(jobs[i]))
+                let size = options.deep ? ((try? FileSystem.status(jobs[i].crateFile)) ?? nil)?.size ?? 0 : 0
+                progress?.advance(bytes: size)
                 i += Self.workers
             }
         }

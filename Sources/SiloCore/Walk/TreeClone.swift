@@ -31,6 +31,8 @@ public struct CloneOptions: Sendable {
     public var readOnly = false
     /// Leave symlinks out instead of recreating them.
     public var skipSymlinks = false
+    /// Told of every file done (a terminal's progress line).
+    public var progress: Progress?
 
     public init(method: SeedMethod) { self.method = method }
 }
@@ -188,6 +190,7 @@ final class Clone: @unchecked Sendable {
             }
             guard st.isRegular else { tally.skipped.append(relative); continue }
             try cloneFile(entry.name, st, relative: relative, in: pair, &tally)
+            options.progress?.advance(bytes: st.size)
         }
         if !subdirectories.isEmpty { push(subdirectories) }
     }
