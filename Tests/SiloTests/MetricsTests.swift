@@ -83,3 +83,30 @@ struct MetricsTests {
         #expect(top.status == 2 && top.stderr.contains("--top 'lots' is not a key count"))
     }
 }
+
+@Suite("logs")
+struct LogTests {
+    @Test("--log-format json: every line silo writes to stderr is one JSON object with time, level, message and pid")
+    func jsonLines() throws {
+        let root = TempDir()
+        var lines: [String] = []
+        for args in [["exec", "--key", "pr-1", "--", "true"], ["lease", "acquire", "--key", "pr-2", "--holder", "h", "--ttl", "1h"],
+                     ["lease", "release", "--holder", "h"], ["reap", "--max-age", "0"], ["exec", "--key", "pr-3", "--wait", "x", "--", "true"]] {
+            let r = try silo(["--log-format", "json"] + args, root: root.path)
+            lines += r.stderr.split(separator: "\n").map(String.init)
+        }
+        #expect(lines.count >= 6, "\(lines)")
+        for line in lines {
+            let o = try jsonObject(line)
+            #expect(["info", "warning", "error"].contains(o["level"] as? String ?? ""), "\(line)")
+            #expect((o["time"] as? String ?? "").hasSuffix("Z") && o["pid"] is Int && !(o["message"] as? String ?? "").isEmpty, "\(line)")
+        }
+        let messages = lines.compactMap { try? jsonObject($0)["message"] as? String }
+        #expect(messages.contains("created cache key 'pr-1' slot 1"))
+        #expect(messages.contains { $0.hasPrefix("recorded lease 'h' holds key 'pr-2' slot 1 until ") })
+        #expect(messages.contains { $0.hasPrefix("deleted cache pr-1 slot 1") })
+        #expect(messages.contains { $0.hasPrefix("--wait 'x' is not a duration") }, "usage errors too")
+        let text = try silo(["exec", "--key", "pr-4", "--", "true"], root: root.path)
+        #expect(text.stderr == "silo: created cache key 'pr-4' slot 1\n", "text stays the default")
+    }
+}

@@ -354,6 +354,7 @@ struct FixOwnerCommand: SiloCommand {
             report.skipped_mounts += walk.skippedMounts
             report.failures += walk.failures.map(\.description)
         }
+        context.log.info("gave \(report.changed) entries of \(key) slot \(slot) to \(runner):\(group)")
         if json {
             print(try encodeJSON(report))
         } else {

@@ -113,6 +113,7 @@ extension Provisioner {
                 paths = try prepare(r, slot: slot, seeder: seeder, config: config, store: store)
             }
             let p = paths!
+            log.info("recorded lease '\(record.holder)' holds key '\(r.key)' slot \(record.slot) until \(formatTimestamp(record.expires))")
             return Attachment(key: r.key.rawValue, slot: record.slot, home: p.home, target: p.target, holder: record.holder, expires: record.expires)
         }
         let lease = try leases.acquire(key: r.key, mode: mode, wait: wait, command: "silo attach", onBusy: onBusy)
