@@ -114,6 +114,7 @@ public struct Promoter {
                 target.skipSymlinks = true
                 report.merge(try TreeClone.run(from: root.targetPath(r.key, r.slot), into: staging + "/target", target))
             }
+            Freshness.freshen(slotDirectory: staging, home: staging + "/home")
             let manifest = BaseManifest(name: r.name.rawValue, generation: generation, key: r.key.rawValue, slot: r.slot, created: Clock.now(),
                                         with_target: r.withTarget, owner: Identity.effectiveUID, method: method.rawValue, files: report.files)
             try FileSystem.writeAtomically(staging + "/" + BaseStore.manifestFile, String(decoding: try encodeSorted(manifest), as: UTF8.self) + "\n", mode: 0o444)

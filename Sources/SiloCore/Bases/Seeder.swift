@@ -67,6 +67,9 @@ public struct Seeder: Sendable {
             return nil
         }
         let t0 = Clock.monotonic()
+        // The base's sources are in use while caches start from them: an mtime sweep must not see
+        // them as old (Freshness), or it would hollow out every cache seeded after it.
+        Freshness.freshen(slotDirectory: hold.path, home: hold.home)
         let parties = SeedPolicy.Parties(jobUID: jobUID, baseOwner: hold.manifest.owner, seederUID: Identity.effectiveUID,
                                          reflink: TreeClone.reflinkSupported(in: home))
         let method = try SeedPolicy.choose(parties, requested: requestedMethod)

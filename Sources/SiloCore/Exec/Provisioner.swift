@@ -62,6 +62,10 @@ public struct Provisioner {
             }
         }
         let paths = layout.paths(r.key, slot)
+        // A TTL sweep must see these sources as in use (Freshness); under the lease, before the job.
+        if let n = Freshness.freshen(slotDirectory: paths.slotDirectory, home: paths.home), n > 0 {
+            log.info("set \(n) source files of key '\(r.key)' slot \(slot) to the time of use, so mtime-based sweeps see them in use")
+        }
         try config.install(into: paths.home, withCredentials: r.withCredentials)
         if let user = r.user { try giveTopLevel(paths, to: user) }
         try store?.recordStart(key: r.key, slot: slot, at: Clock.now())
