@@ -2,13 +2,21 @@
 // Every failing call becomes an `SQLiteError` carrying SQLite's result code and message.
 
 import CSQLite
+#if canImport(Glibc)
+import Glibc
+#endif
 
 public struct SQLiteError: Error, CustomStringConvertible {
     public let code: Int32
     public let message: String
+    /// The OS error under an I/O error (sqlite3_system_errno), 0 when there is none: "disk I/O
+    /// error" alone does not say that the disk is full.
+    public var systemErrno: Int32 = 0
     /// SQLITE_CORRUPT or SQLITE_NOTADB: the file is not a usable database and must be rebuilt.
     public var isCorruption: Bool { code & 0xff == SQLITE_CORRUPT || code & 0xff == SQLITE_NOTADB }
-    public var description: String { "\(message) (sqlite error \(code))" }
+    public var description: String {
+        "\(message) (sqlite error \(code))" + (systemErrno != 0 ? ": \(String(cString: strerror(systemErrno))) (os error \(systemErrno))" : "")
+    }
 }
 
 /// SQLite wants this destructor to copy bound text; the C macro is not imported into Swift.
@@ -36,8 +44,11 @@ public final class SQLiteConnection {
         }
         guard rc == SQLITE_OK, let db else {
             let message = db.map { String(cString: sqlite3_errmsg($0)) } ?? "cannot open"
+            let system = db.map { sqlite3_system_errno($0) } ?? 0
             sqlite3_close(db)
-            throw SQLiteError(code: rc, message: message)
+            var e = SQLiteError(code: rc, message: message)
+            e.systemErrno = system
+            throw e
         }
         handle = db
         sqlite3_busy_timeout(db, busyTimeoutMilliseconds)
@@ -62,7 +73,9 @@ public final class SQLiteConnection {
     }
 
     func error(_ rc: Int32) -> SQLiteError {
-        SQLiteError(code: rc, message: String(cString: sqlite3_errmsg(handle)))
+        var e = SQLiteError(code: rc, message: String(cString: sqlite3_errmsg(handle)))
+        e.systemErrno = sqlite3_system_errno(handle)
+        return e
     }
 
     /// Runs one or more statements that return no rows.
