@@ -86,6 +86,7 @@ struct FaultInjectionTests {
                 #expect(exists(root.file("bases/default/\(g)/BASE")), "trial \(trial) (seed \(seed)): generation \(g) is partial")
             }
         }
+        print("fault injection: \(trials) trials, \(killedMidway) killed while running, seed \(seed)")
         #expect(killedMidway >= trials / 4, "most kills should land while silo runs: \(killedMidway) of \(trials)")
         // A last exec of every key works.
         for k in keys { #expect(try silo(["exec", "--key", k, "--", "true"], root: root.path).status == 0) }
