@@ -12,6 +12,8 @@ public struct SQLiteError: Error, CustomStringConvertible {
     /// The OS error under an I/O error (sqlite3_system_errno), 0 when there is none: "disk I/O
     /// error" alone does not say that the disk is full.
     public var systemErrno: Int32 = 0
+    /// SQLITE_BUSY or SQLITE_LOCKED: another connection holds what this one needs.
+    public var isBusy: Bool { code & 0xff == SQLITE_BUSY || code & 0xff == SQLITE_LOCKED }
     /// SQLITE_CORRUPT or SQLITE_NOTADB: the file is not a usable database and must be rebuilt.
     public var isCorruption: Bool { code & 0xff == SQLITE_CORRUPT || code & 0xff == SQLITE_NOTADB }
     public var description: String {

@@ -69,7 +69,7 @@ public final class Store {
         if version > Self.schemaVersion {
             throw SiloError("state store \(root.storePath) has schema version \(version); this silo knows versions up to \(Self.schemaVersion): upgrade silo")
         }
-        try db.execute("PRAGMA journal_mode=WAL")
+        try enableWAL()
         try db.transaction {
             // Each step brings a store of the version before it up to the next; IF NOT EXISTS makes
             // a step that a concurrent silo already applied harmless.
@@ -112,6 +112,23 @@ public final class Store {
                 );
                 PRAGMA user_version = \(Self.schemaVersion);
                 """)
+        }
+    }
+
+    /// Switches a new store to WAL. The switch needs the database to itself, and SQLite answers
+    /// SQLITE_BUSY at once, without its busy handler, when another first user holds it: so this
+    /// retries for as long as the busy timeout, until one of them has made the switch.
+    func enableWAL() throws {
+        let deadline = Clock.monotonic() + Double(Self.busyTimeoutMilliseconds) / 1000
+        while true {
+            do {
+                if try db.query("PRAGMA journal_mode").first?.text(0)?.lowercased() == "wal" { return }
+                try db.execute("PRAGMA journal_mode=WAL")
+                return
+            } catch let e as SQLiteError where e.isBusy {
+                if Clock.monotonic() >= deadline { throw e }
+                Clock.sleep(seconds: 0.02)
+            }
         }
     }
 
