@@ -224,10 +224,7 @@ struct HookCommand: SiloCommand {
         guard let event = Event(rawValue: e) else { throw .usage("'silo hook \(displayable(e))': unknown event; expected job-started or job-completed") }
         self.event = event
         shard = args.value("--shard")
-        exitStatus = try args.value("--exit-status").map { s throws(SiloError) in
-            guard let n = Int32(s), n >= 0, n <= 255 else { throw .usage("--exit-status '\(displayable(s))' is not an exit status; expected 0 to 255") }
-            return n
-        }
+        exitStatus = try parseExitStatus(args)
         lease = try RecordedLeaseOptions(args, defaultMode: .private, defaultTTL: Self.defaultTTL)
         provision = try ProvisionOptions(args)
     }
@@ -296,12 +293,7 @@ struct FixOwnerCommand: SiloCommand {
     init(_ args: ParsedArguments) throws(SiloError) {
         guard let key = args.value("--key") else { throw .usage("'silo fix-owner' needs --key KEY, like: silo fix-owner --key pr-1 --uid 1000 --gid 1000") }
         self.key = key
-        if let s = args.value("--slot") {
-            guard let n = Int(s), n >= 1, n <= LeaseManager.maxPrivateSlots else {
-                throw .usage("--slot '\(displayable(s))' is not a slot; expected a number from 1 to \(LeaseManager.maxPrivateSlots)")
-            }
-            slot = n
-        } else { slot = 1 }
+        slot = try parseSlot(args)
         uid = try args.value("--uid").map { v throws(SiloError) in try VerifyCommand.id(v, flag: "--uid") }
         gid = try args.value("--gid").map { v throws(SiloError) in try VerifyCommand.id(v, flag: "--gid") }
         wait = try args.value("--wait").map { w throws(SiloError) in try parseDuration(w, flag: "--wait") }
@@ -328,19 +320,9 @@ struct FixOwnerCommand: SiloCommand {
         try root.prepare()
         let slotPath = root.slotPath(key, slot)
         guard CacheLayout.isComplete(slotPath) else { throw SiloError("key '\(key)' has no cache in slot \(slot) (expected \(slotPath))", exitCode: ExitCode.usage) }
-        let leases = LeaseManager(root: root)
-        let deadline = Clock.monotonic() + (wait ?? 0)
-        var hold: FileDescriptor?
-        while hold == nil {
-            hold = try leases.tryCollect(key: key, slot: slot)
-            if hold != nil { break }
-            if Clock.monotonic() >= deadline {
-                let who = leases.holders(key: key, slot: slot, prune: false).first.map { " (held by \($0.summary))" } ?? ""
-                throw SiloError("key '\(key)' slot \(slot) is in use\(who); fix-owner runs when no job is in the cache: retry after it ends or pass --wait", exitCode: ExitCode.busy)
-            }
-            Clock.sleep(seconds: 0.05)
-        }
-        defer { hold?.close() }
+        // No job in the cache while its owners change (a root container still writing would race it).
+        let hold = try LeaseManager(root: root).holdIdle(key: key, slot: slot, wait: wait, purpose: "fix-owner")
+        defer { hold.close() }
         var report = Report(key: key.rawValue, slot: slot, uid: runner, gid: group, changed: 0, directories: 0, shared_skipped: 0, skipped_mounts: [], failures: [])
         for path in [root.homePath(key, slot), root.targetPath(key, slot)] {
             let walk: WalkReport

@@ -45,10 +45,7 @@ struct LeaseCommand: SiloCommand {
         ttl = try args.value("--ttl").map { t throws(SiloError) in try parseDuration(t, flag: "--ttl") }
         mode = try parseShareMode(args)
         wait = try args.value("--wait").map { w throws(SiloError) in try parseDuration(w, flag: "--wait") }
-        exitStatus = try args.value("--exit-status").map { s throws(SiloError) in
-            guard let n = Int32(s), n >= 0, n <= 255 else { throw .usage("--exit-status '\(displayable(s))' is not an exit status; expected 0 to 255") }
-            return n
-        }
+        exitStatus = try parseExitStatus(args)
         json = args.flag("--json")
         provision = try ProvisionOptions(args)
         switch action {

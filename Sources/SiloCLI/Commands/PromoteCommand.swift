@@ -36,12 +36,7 @@ struct PromoteCommand: SiloCommand {
         guard let key = args.value("--key") else { throw .usage("'silo promote' needs --key KEY, like: silo promote --key main") }
         self.key = key
         name = args.value("--as") ?? BaseChoice.defaultName
-        if let s = args.value("--slot") {
-            guard let n = Int(s), n >= 1, n <= LeaseManager.maxPrivateSlots else {
-                throw .usage("--slot '\(displayable(s))' is not a slot; expected a number from 1 to \(LeaseManager.maxPrivateSlots)")
-            }
-            slot = n
-        } else { slot = 1 }
+        slot = try parseSlot(args)
         withTarget = args.flag("--with-target")
         trusted = args.all("--trusted")
         wait = try args.value("--wait").map { w throws(SiloError) in try parseDuration(w, flag: "--wait") }

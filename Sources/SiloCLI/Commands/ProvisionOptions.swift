@@ -58,3 +58,20 @@ func resolveKey(_ text: String?, environment: [String: String]) throws(SiloError
     if let text { return try CacheKey(validating: text) }
     return try KeyCommand.derive(environment: environment, shard: nil)
 }
+
+/// --exit-status N (0-255), for the store's record of a job silo did not run.
+func parseExitStatus(_ args: ParsedArguments) throws(SiloError) -> Int32? {
+    try args.value("--exit-status").map { s throws(SiloError) in
+        guard let n = Int32(s), n >= 0, n <= 255 else { throw .usage("--exit-status '\(displayable(s))' is not an exit status; expected 0 to 255") }
+        return n
+    }
+}
+
+/// --slot N, 1 when not given.
+func parseSlot(_ args: ParsedArguments) throws(SiloError) -> Int {
+    guard let s = args.value("--slot") else { return 1 }
+    guard let n = Int(s), n >= 1, n <= LeaseManager.maxPrivateSlots else {
+        throw .usage("--slot '\(displayable(s))' is not a slot; expected a number from 1 to \(LeaseManager.maxPrivateSlots)")
+    }
+    return n
+}

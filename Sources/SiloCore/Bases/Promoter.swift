@@ -66,7 +66,8 @@ public struct Promoter {
             throw SiloError("cannot promote: key '\(r.key)' has no cache in slot \(r.slot) (expected \(slotPath)); run a job with silo exec --key \(r.key) first", exitCode: ExitCode.usage)
         }
 
-        let hold = try holdKey(r)
+        // No job in the key while it is copied: the snapshot is of a home at rest.
+        let hold = try LeaseManager(root: root).holdIdle(key: r.key, slot: r.slot, wait: r.wait, purpose: "promote")
         defer { hold.close() }
         let home = root.homePath(r.key, r.slot)
         if r.verify { try verify(home, key: r.key) }
@@ -129,20 +130,6 @@ public struct Promoter {
         let retired = bases.generations(r.name).dropLast().map { "\(r.name)/\($0)" }
         return PromoteResult(base: ref.description, key: r.key.rawValue, slot: r.slot, method: method.rawValue, files: report.files,
                              directories: report.directories, skipped: report.skipped, retired: retired, seconds: Clock.monotonic() - t0)
-    }
-
-    /// The collector's hold on the key's slot, waiting up to `wait` seconds for its jobs to end.
-    func holdKey(_ r: PromoteRequest) throws(SiloError) -> FileDescriptor {
-        let leases = LeaseManager(root: root)
-        let deadline = Clock.monotonic() + (r.wait ?? 0)
-        while true {
-            if let fd = try leases.tryCollect(key: r.key, slot: r.slot) { return fd }
-            if Clock.monotonic() >= deadline {
-                let who = leases.holders(key: r.key, slot: r.slot, prune: false).first.map { " (held by \($0.summary))" } ?? ""
-                throw SiloError("cannot promote: key '\(r.key)' slot \(r.slot) is in use\(who); retry when its job ends or pass --wait SECONDS", exitCode: ExitCode.busy)
-            }
-            Clock.sleep(seconds: LeaseManager.pollInterval)
-        }
     }
 
     /// Refuses a home cargo would fail on (or that would spread damage to every seeded cache).

@@ -308,6 +308,20 @@ public struct LeaseManager {
         return nil
     }
 
+    /// The collector's hold (tryCollect), waiting up to `wait` seconds for the slot's jobs and
+    /// recorded leases to end; `purpose` says in the busy error what waits ("promote", "fix-owner").
+    public func holdIdle(key: CacheKey, slot: Int, wait: Double?, purpose: String) throws(SiloError) -> FileDescriptor {
+        let deadline = Clock.monotonic() + (wait ?? 0)
+        while true {
+            if let fd = try tryCollect(key: key, slot: slot) { return fd }
+            if Clock.monotonic() >= deadline {
+                let who = holders(key: key, slot: slot, prune: false).first.map { " (held by \($0.summary))" } ?? ""
+                throw SiloError("cannot \(purpose): key '\(key)' slot \(slot) is in use\(who); retry when its job ends or pass --wait DURATION", exitCode: ExitCode.busy)
+            }
+            Clock.sleep(seconds: Self.pollInterval)
+        }
+    }
+
     static func writeHolder(_ info: HolderInfo, to path: String) throws {
         let data = try JSONEncoder().encode(info)
         try FileSystem.writeAtomically(path, String(decoding: data, as: UTF8.self))
