@@ -147,11 +147,13 @@ extension Diagnoser {
                                       "the build script's wrong choice is cached in the target dir, so it stays wrong even after the files come back",
                                       "root cause: a partial deletion inside the registry (a TTL sweep, an interrupted rm)"],
                              fix: "silo verify --heal \(t.flag)",
-                             prevent: "collect with 'silo reap' (whole caches, or --max-src-age, which removes whole crate directories marker first), never with find -mtime inside a registry: extracted files keep their archive's 2006 mtime",
+                             prevent: markerPrevention,
                              key: t.key)
         }
         return nil
     }
+
+    static let markerPrevention = "collect with 'silo reap' (whole caches, or --max-src-age, which removes whole crate directories marker first), never with find -mtime inside a registry: extracted files keep their archive's 2006 mtime"
 
     static func marker(_ log: Log, lines: [Int], context c: PathContext?, symptom: String) -> Diagnosis {
         let t = target(c, log: log)
@@ -161,7 +163,7 @@ extension Diagnoser {
                                   "files were deleted from inside the crate's directory while the marker stayed",
                                   "root cause: a deleter that works on files, not crates: a TTL sweep (find -mtime +N -delete deletes every extracted file, whose mtime is the archive's 2006 one, and keeps the fresh marker) or an interrupted rm"],
                          fix: "silo verify --heal \(t.flag)",
-                         prevent: "collect with 'silo reap' (whole caches, or --max-src-age, which removes whole crate directories marker first), never with find -mtime inside a registry",
+                         prevent: markerPrevention,
                          key: t.key)
     }
 

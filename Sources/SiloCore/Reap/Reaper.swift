@@ -197,12 +197,15 @@ public struct Reaper {
             measured.append(f)
         }
         let bases = BaseStore(root: root)
-        var baseBytes: Int64 = 0
+        // Each generation measured once: its disk bytes for the budget, its unique bytes for step 6.
+        var baseWalks: [BaseRef: WalkReport] = [:]
         for name in bases.names() {
             for g in bases.generations(name) {
-                baseBytes += (try? TreeWalk.measure(bases.path(BaseRef(name: name, generation: g))))?.diskBytes ?? 0
+                let ref = BaseRef(name: name, generation: g)
+                baseWalks[ref] = (try? TreeWalk.measure(bases.path(ref))) ?? WalkReport()
             }
         }
+        let baseBytes = baseWalks.values.reduce(Int64(0)) { $0 + $1.diskBytes }
         report.root_bytes_before = measured.reduce(baseBytes) { $0 + $1.unique }
         let space = (try? FileSystem.space(root.path)) ?? (available: 0, total: 0)
         report.filesystem_bytes = space.total
@@ -262,7 +265,8 @@ public struct Reaper {
         removeEmptyKeyDirectories(dryRun: options.dryRun)
 
         // 6. Bases: retired generations nobody shares any more; killed promotions.
-        collectBases(remaining: measured.filter { !deletedSlots.contains("\($0.key.rawValue)/\($0.slot)") }, dryRun: options.dryRun, report: &report)
+        collectBases(remaining: measured.filter { !deletedSlots.contains("\($0.key.rawValue)/\($0.slot)") }, measuredBases: baseWalks,
+                     dryRun: options.dryRun, report: &report)
 
         // 7. Inside the caches that stay.
         for f in measured where !deletedSlots.contains("\(f.key.rawValue)/\(f.slot)") {
@@ -353,7 +357,7 @@ public struct Reaper {
     /// Retired generations (not the newest of their name) that no remaining cache names in its
     /// marker go, under an exclusive hold of the generation (a seeding holds it shared); the newest
     /// generation of every name stays. Staging directories of dead promoters go too.
-    func collectBases(remaining: [Found], dryRun: Bool, report: inout ReapReport) {
+    func collectBases(remaining: [Found], measuredBases: [BaseRef: WalkReport], dryRun: Bool, report: inout ReapReport) {
         let bases = BaseStore(root: root)
         var users: [BaseRef: Int] = [:]
         for f in remaining {
@@ -363,7 +367,7 @@ public struct Reaper {
             let generations = bases.generations(name)
             for (i, g) in generations.enumerated() {
                 let ref = BaseRef(name: name, generation: g)
-                let bytes = (try? TreeWalk.measure(bases.path(ref)))?.uniqueBytes ?? 0
+                let bytes = measuredBases[ref]?.uniqueBytes ?? (try? TreeWalk.measure(bases.path(ref)))?.uniqueBytes ?? 0
                 var line = ReapReport.Base(base: ref.description, action: "kept", reason: "", bytes: bytes)
                 if i == generations.count - 1 {
                     line.reason = "the current generation of \(name)"
